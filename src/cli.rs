@@ -1,0 +1,139 @@
+//! Command-line arguments. Every `serve` flag also reads an environment variable named
+//! `MISP_LOOKUP_<FLAG>`; [`crate::config::Config::from_args`] turns them into a validated
+//! configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A caching threat-intel lookup service between Graylog's HTTP JSONPath adapter and MISP.
+#[derive(Debug, Parser)]
+#[command(name = "misp-lookup", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The program's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the lookup service.
+    Serve(Box<ServeArgs>),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Flags of `misp-lookup serve`.
+///
+/// `Debug` is derived for clap's sake only: the secret flags are read as `String`s here and
+/// wrapped in [`crate::config::Secret`] by the config step, so never log these arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on. The Helm chart and container image set 0.0.0.0:8080.
+    #[arg(long, env = "MISP_LOOKUP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Base URL of MISP, e.g. https://misp.example.org (required unless --demo).
+    #[arg(long, env = "MISP_LOOKUP_MISP_URL")]
+    pub misp_url: Option<String>,
+
+    /// MISP API key of the service (40 alphanumerics). Prefer --misp-key-file.
+    #[arg(
+        long,
+        env = "MISP_LOOKUP_MISP_KEY",
+        hide_env_values = true,
+        conflicts_with = "misp_key_file"
+    )]
+    pub misp_key: Option<String>,
+
+    /// File holding the MISP API key (surrounding whitespace is ignored).
+    #[arg(long, env = "MISP_LOOKUP_MISP_KEY_FILE")]
+    pub misp_key_file: Option<PathBuf>,
+
+    /// PEM file of extra CA certificates to trust for MISP's TLS certificate.
+    #[arg(long, env = "MISP_LOOKUP_MISP_CA_CERT")]
+    pub misp_ca_cert: Option<PathBuf>,
+
+    /// Skip verification of MISP's TLS certificate (testing only).
+    #[arg(long, env = "MISP_LOOKUP_MISP_INSECURE")]
+    pub misp_insecure: bool,
+
+    /// Time limit of one MISP request, body included (e.g. 3s, 500ms).
+    #[arg(long, env = "MISP_LOOKUP_MISP_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub misp_timeout: Duration,
+
+    /// Maximum attributes MISP returns for one key (MISP's `limit`).
+    #[arg(long, env = "MISP_LOOKUP_MISP_LIMIT", default_value_t = 100)]
+    pub misp_limit: u32,
+
+    /// Largest MISP response body read, in bytes; a larger one is an error.
+    #[arg(long, env = "MISP_LOOKUP_MISP_MAX_BODY", default_value_t = 16 * 1024 * 1024)]
+    pub misp_max_body: usize,
+
+    /// MISP extras to request, comma-separated: context, sightings, decay, correlations.
+    /// Each makes every MISP search slower; ask only for what --field paths read.
+    #[arg(long, env = "MISP_LOOKUP_MISP_INCLUDE", value_delimiter = ',')]
+    pub misp_include: Vec<String>,
+
+    /// Base URL of MISP's web interface for `event_url` (default: --misp-url).
+    #[arg(long, env = "MISP_LOOKUP_MISP_PUBLIC_URL")]
+    pub misp_public_url: Option<String>,
+
+    /// Maximum number of cached answers (entries).
+    #[arg(long, env = "MISP_LOOKUP_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
+
+    /// How long an answer with at least one match stays fresh (e.g. 1h).
+    #[arg(long, env = "MISP_LOOKUP_TTL_HIT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl_hit: Duration,
+
+    /// How long an answer without a match stays fresh (e.g. 10m).
+    #[arg(long, env = "MISP_LOOKUP_TTL_MISS", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub ttl_miss: Duration,
+
+    /// Token every lookup must carry, as `Authorization: Bearer <token>` or `X-Api-Token`.
+    #[arg(
+        long,
+        env = "MISP_LOOKUP_API_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "api_token_file"
+    )]
+    pub api_token: Option<String>,
+
+    /// File holding the API token (surrounding whitespace is ignored).
+    #[arg(long, env = "MISP_LOOKUP_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Send each caller's own MISP key (X-MISP-Auth or Authorization) to MISP instead of the
+    /// service's key, and keep each key's cache entries apart.
+    #[arg(long, env = "MISP_LOOKUP_FORWARD_CALLER_KEY")]
+    pub forward_caller_key: bool,
+
+    /// Extra flat field NAME=JSONPATH computed from the first match (repeatable; in the
+    /// environment variable, one per line). Example: threat_level=$.Event.threat_level_id
+    #[arg(long = "field", env = "MISP_LOOKUP_FIELD", value_delimiter = '\n')]
+    pub fields: Vec<String>,
+
+    /// Worker threads serving HTTP (default: the number of CPU cores).
+    #[arg(long, env = "MISP_LOOKUP_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "MISP_LOOKUP_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Start a built-in MISP emulator on a loopback port with a small demo data set, and use it
+    /// as MISP. No real MISP is needed.
+    #[arg(long, env = "MISP_LOOKUP_DEMO", conflicts_with_all = ["misp_url", "misp_key", "misp_key_file"])]
+    pub demo: bool,
+}

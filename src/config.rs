@@ -1,0 +1,494 @@
+//! The validated configuration that the rest of the service reads.
+//!
+//! [`Config::from_args`] checks every flag once at start, so that a bad setting stops the
+//! process with one line naming the flag, and handlers never see an unchecked value.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json_path::JsonPath;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+/// A credential whose text never appears in `Debug` or `Display` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Returns the credential's text, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A configuration error: the flag at fault and why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {flag}: {reason}")]
+pub struct ConfigError {
+    /// The flag, as typed on the command line.
+    pub flag: &'static str,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(flag: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            flag,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// MISP's costly response extras that `--misp-include` can request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MispInclude {
+    /// `includeContext`: the full event with its tags and creator organisation.
+    Context,
+    /// `includeSightings`: the attribute's sightings.
+    Sightings,
+    /// `includeDecayScore`: decaying-model scores.
+    Decay,
+    /// `includeCorrelations`: attributes elsewhere with the same value.
+    Correlations,
+}
+
+impl MispInclude {
+    /// The restSearch parameter that requests this extra.
+    pub fn parameter(self) -> &'static str {
+        match self {
+            Self::Context => "includeContext",
+            Self::Sightings => "includeSightings",
+            Self::Decay => "includeDecayScore",
+            Self::Correlations => "includeCorrelations",
+        }
+    }
+}
+
+/// An extra flat field: a name and the JSONPath evaluated against the first match.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    /// Field name in the answer's `fields` object.
+    pub name: String,
+    /// The path as configured, for messages.
+    pub source: String,
+    /// The compiled RFC 9535 path.
+    pub path: JsonPath,
+    /// Whether the path selects at most one node. A singular path yields a scalar; any other
+    /// path always yields a list of strings, so that the field keeps one JSON type.
+    pub singular: bool,
+}
+
+/// How the service reaches MISP.
+#[derive(Debug, Clone)]
+pub struct MispConfig {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    /// The service's own key; `None` only with `--forward-caller-key`.
+    pub key: Option<Secret>,
+    /// Extra CA certificates (PEM), read at start.
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+    /// Time limit of one request, body included.
+    pub timeout: Duration,
+    /// MISP's `limit` for one key.
+    pub limit: u32,
+    /// Largest response body read, in bytes.
+    pub max_body: usize,
+    /// Extras requested on every native lookup.
+    pub include: Vec<MispInclude>,
+}
+
+/// The whole validated configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// MISP connection settings. With `demo`, the URL and key are filled in at start.
+    pub misp: MispConfig,
+    /// Base URL of MISP's web interface, used in `event_url`.
+    pub public_url: String,
+    /// Maximum cached answers.
+    pub cache_capacity: u64,
+    /// Freshness of answers with a match.
+    pub ttl_hit: Duration,
+    /// Freshness of answers without a match.
+    pub ttl_miss: Duration,
+    /// Token required on lookup endpoints.
+    pub api_token: Option<Secret>,
+    /// Forward callers' MISP keys instead of the service's own.
+    pub forward_caller_key: bool,
+    /// Extra `--field` definitions.
+    pub fields: Vec<FieldSpec>,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Run against the built-in MISP emulator.
+    pub demo: bool,
+}
+
+/// Field names the service itself writes, which `--field` must not replace.
+pub const BUILTIN_FIELDS: &[&str] = &[
+    "found",
+    "value",
+    "kind",
+    "type",
+    "category",
+    "event_id",
+    "event_uuid",
+    "event_info",
+    "attribute_uuid",
+    "to_ids",
+    "tags",
+    "match_count",
+    "match_count_capped",
+    "event_ids",
+    "first_seen",
+    "last_seen",
+    "event_url",
+];
+
+impl Config {
+    /// Validates the command-line arguments into a configuration.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let misp_key = read_secret(
+            "--misp-key",
+            args.misp_key.as_deref(),
+            "--misp-key-file",
+            args.misp_key_file.as_deref(),
+        )?;
+        if let Some(key) = &misp_key {
+            validate_misp_key(key)?;
+        }
+
+        let misp_url = match (&args.misp_url, args.demo) {
+            (Some(url), _) => validate_url("--misp-url", url)?,
+            // The emulator's address is known only once it listens; `run` fills it in.
+            (None, true) => String::new(),
+            (None, false) => {
+                return Err(ConfigError::new(
+                    "--misp-url",
+                    "missing: set the base URL of MISP (or run with --demo to try the service \
+                     without MISP)",
+                ));
+            }
+        };
+        if !args.demo && misp_key.is_none() && !args.forward_caller_key {
+            return Err(ConfigError::new(
+                "--misp-key",
+                "missing: set --misp-key or --misp-key-file, or use --forward-caller-key to send \
+                 each caller's own key",
+            ));
+        }
+
+        let public_url = match &args.misp_public_url {
+            Some(url) => validate_url("--misp-public-url", url)?,
+            None => misp_url.clone(),
+        };
+
+        let ca_cert_pem = match &args.misp_ca_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|err| {
+                ConfigError::new(
+                    "--misp-ca-cert",
+                    format!("cannot read {}: {err}", path.display()),
+                )
+            })?),
+            None => None,
+        };
+
+        if args.misp_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "--misp-timeout",
+                "must be longer than zero",
+            ));
+        }
+        if args.misp_limit == 0 {
+            return Err(ConfigError::new(
+                "--misp-limit",
+                "must be at least 1, because MISP reads a limit of 0 as \"no limit\"",
+            ));
+        }
+        if args.misp_max_body < 1024 {
+            return Err(ConfigError::new(
+                "--misp-max-body",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if args.cache_capacity == 0 {
+            return Err(ConfigError::new(
+                "--cache-capacity",
+                "must be at least 1 entry",
+            ));
+        }
+        if args.ttl_hit.is_zero() || args.ttl_miss.is_zero() {
+            let flag = if args.ttl_hit.is_zero() {
+                "--ttl-hit"
+            } else {
+                "--ttl-miss"
+            };
+            return Err(ConfigError::new(flag, "must be longer than zero"));
+        }
+        if args.workers == Some(0) {
+            return Err(ConfigError::new("--workers", "must be at least 1"));
+        }
+
+        let api_token = read_secret(
+            "--api-token",
+            args.api_token.as_deref(),
+            "--api-token-file",
+            args.api_token_file.as_deref(),
+        )?;
+        if api_token.as_ref().is_some_and(|token| token.expose().len() < 16) {
+            return Err(ConfigError::new(
+                "--api-token",
+                "must be at least 16 characters long",
+            ));
+        }
+
+        let include = args
+            .misp_include
+            .iter()
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| parse_include(item.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let fields = parse_fields(&args.fields)?;
+
+        let workers = args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+
+        Ok(Self {
+            listen: args.listen,
+            misp: MispConfig {
+                url: misp_url,
+                key: misp_key,
+                ca_cert_pem,
+                insecure: args.misp_insecure,
+                timeout: args.misp_timeout,
+                limit: args.misp_limit,
+                max_body: args.misp_max_body,
+                include,
+            },
+            public_url,
+            cache_capacity: args.cache_capacity,
+            ttl_hit: args.ttl_hit,
+            ttl_miss: args.ttl_miss,
+            api_token,
+            forward_caller_key: args.forward_caller_key,
+            fields,
+            workers,
+            log_format: args.log_format,
+            demo: args.demo,
+        })
+    }
+}
+
+/// Reads a secret given either inline or as a file; the file's surrounding whitespace is dropped.
+fn read_secret(
+    flag: &'static str,
+    inline: Option<&str>,
+    file_flag: &'static str,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    let text = match (inline, file) {
+        (Some(text), _) => text.trim().to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|err| {
+                ConfigError::new(file_flag, format!("cannot read {}: {err}", path.display()))
+            })?
+            .trim()
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    if text.is_empty() {
+        let flag = if inline.is_some() { flag } else { file_flag };
+        return Err(ConfigError::new(flag, "is empty"));
+    }
+    Ok(Some(Secret::new(text)))
+}
+
+/// MISP accepts only keys of 40 ASCII alphanumerics; checking here turns a pasted key with a
+/// stray character into a start-up error instead of a 403 on every lookup.
+fn validate_misp_key(key: &Secret) -> Result<(), ConfigError> {
+    let text = key.expose();
+    if text.len() == 40 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "--misp-key",
+            "a MISP API key is 40 letters and digits; check the value (it is not shown here)",
+        ))
+    }
+}
+
+fn validate_url(flag: &'static str, url: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|err| ConfigError::new(flag, format!("{url:?} is not a URL: {err}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            flag,
+            format!("{url:?} must start with http:// or https://"),
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::new(
+            flag,
+            "must not contain credentials; pass the MISP key with --misp-key-file",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::new(
+            flag,
+            format!("{url:?} must not have a query or fragment"),
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn parse_include(item: &str) -> Result<MispInclude, ConfigError> {
+    match item {
+        "context" => Ok(MispInclude::Context),
+        "sightings" => Ok(MispInclude::Sightings),
+        "decay" => Ok(MispInclude::Decay),
+        "correlations" => Ok(MispInclude::Correlations),
+        other => Err(ConfigError::new(
+            "--misp-include",
+            format!("unknown extra {other:?}; expected context, sightings, decay or correlations"),
+        )),
+    }
+}
+
+/// Parses `NAME=JSONPATH` definitions. Names use the characters Graylog accepts in a message
+/// field name (`A-Z a-z 0-9 _ @ . -`); paths must parse as RFC 9535 JSONPath.
+fn parse_fields(definitions: &[String]) -> Result<Vec<FieldSpec>, ConfigError> {
+    let mut fields: Vec<FieldSpec> = Vec::new();
+    for definition in definitions {
+        let definition = definition.trim();
+        if definition.is_empty() {
+            continue;
+        }
+        let Some((name, source)) = definition.split_once('=') else {
+            return Err(ConfigError::new(
+                "--field",
+                format!("{definition:?} must have the form NAME=JSONPATH"),
+            ));
+        };
+        let (name, source) = (name.trim(), source.trim());
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'.' | b'-'));
+        if !valid_name {
+            return Err(ConfigError::new(
+                "--field",
+                format!("name {name:?} may use only A-Z a-z 0-9 _ @ . - (Graylog's field names)"),
+            ));
+        }
+        if BUILTIN_FIELDS.contains(&name) {
+            return Err(ConfigError::new(
+                "--field",
+                format!("name {name:?} is a built-in field; choose another name"),
+            ));
+        }
+        if fields.iter().any(|field| field.name == name) {
+            return Err(ConfigError::new(
+                "--field",
+                format!("name {name:?} is defined twice"),
+            ));
+        }
+        let path = JsonPath::parse(source).map_err(|err| {
+            ConfigError::new(
+                "--field",
+                format!("{name}: {source:?} is not a valid JSONPath: {err}"),
+            )
+        })?;
+        fields.push(FieldSpec {
+            name: name.to_owned(),
+            source: source.to_owned(),
+            path,
+            singular: is_singular_path(source),
+        });
+    }
+    Ok(fields)
+}
+
+/// Tells whether a parsed JSONPath is singular in RFC 9535's sense: only child segments with
+/// one name or index selector each. serde_json_path keeps this test private, so this reads the
+/// text: outside quoted names, a descendant segment (`..`), a wildcard (`*`), a filter (`?`),
+/// a slice (`:`) or a selector list (`,`) makes the path non-singular.
+fn is_singular_path(source: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut previous = '\0';
+    for ch in source.chars() {
+        if let Some(open) = quote {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == open {
+                quote = None;
+            }
+            continue;
+        }
+        match ch {
+            '\'' | '"' => quote = Some(ch),
+            '*' | '?' | ':' | ',' => return false,
+            '.' if previous == '.' => return false,
+            _ => {}
+        }
+        previous = ch;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn singular_path_detection() {
+        assert!(is_singular_path("$.Event.threat_level_id"));
+        assert!(is_singular_path("$['Event']['info']"));
+        assert!(is_singular_path("$.Tag[0].name"));
+        assert!(is_singular_path("$['a.b,c*']"));
+        assert!(!is_singular_path("$.Tag[*].name"));
+        assert!(!is_singular_path("$.Tag[?@.is_galaxy].name"));
+        assert!(!is_singular_path("$..name"));
+        assert!(!is_singular_path("$.Tag[0:2]"));
+        assert!(!is_singular_path("$.Tag[0,1]"));
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let secret = Secret::new("abcdefghijabcdefghijabcdefghijabcdefghij");
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn field_name_rules() {
+        let ok = parse_fields(&["misp.threat-level@x=$.Event.threat_level_id".to_owned()]);
+        assert!(ok.is_ok());
+        let bad_name = parse_fields(&["bad name=$.a".to_owned()]);
+        assert!(bad_name.is_err());
+        let builtin = parse_fields(&["found=$.a".to_owned()]);
+        assert!(builtin.is_err());
+        let bad_path = parse_fields(&["x=$.[".to_owned()]);
+        assert!(bad_path.is_err());
+    }
+}

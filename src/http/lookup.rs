@@ -1,0 +1,94 @@
+//! `GET /lookup/{key}`: the Graylog-friendly answer.
+
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::indicator;
+use crate::lookup::{LookupError, Served};
+use crate::misp::types::TypeFilter;
+
+/// Path prefix of the native lookup route.
+const LOOKUP_PREFIX: &str = "/lookup/";
+
+/// Query parameters of `/lookup/{key}`.
+#[derive(Debug, Deserialize)]
+pub struct LookupParams {
+    /// MISP types or kind groups to search, comma-separated.
+    #[serde(rename = "type")]
+    pub type_filter: Option<String>,
+}
+
+/// Answers one lookup: 200 with `found` true or false whenever MISP's answer is known.
+pub async fn lookup(
+    request: HttpRequest,
+    params: web::Query<LookupParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let result = answer(&request, &params, &state).await;
+    let outcome = match &result {
+        Ok(served) if served.entry.found => "found",
+        Ok(_) => "not_found",
+        Err(ApiError::Lookup(_)) => "error",
+        Err(_) => "rejected",
+    };
+    state
+        .metrics
+        .lookups
+        .with_label_values(&["lookup", outcome])
+        .inc();
+    if let Err(err @ (ApiError::Key(_) | ApiError::KeyEncoding)) = &result {
+        state
+            .metrics
+            .rejected_keys
+            .with_label_values(&[err.code()])
+            .inc();
+    }
+    result.map(|served| served_response(&served))
+}
+
+async fn answer(
+    request: &HttpRequest,
+    params: &LookupParams,
+    state: &AppState,
+) -> Result<Served, ApiError> {
+    let caller = state.auth.authorize(request)?;
+    let raw = raw_key(request)?;
+    let indicator = indicator::parse(&raw)?;
+    let filter = params
+        .type_filter
+        .as_deref()
+        .map(TypeFilter::parse)
+        .transpose()?;
+    let query = state
+        .service
+        .native_query(indicator, filter.as_ref(), caller);
+    state
+        .service
+        .lookup(query)
+        .await
+        .map_err(|err: LookupError| ApiError::Lookup(err))
+}
+
+/// Extracts the key from the raw request path and percent-decodes it exactly once.
+///
+/// The raw path is read instead of the router's match, because the router has already decoded
+/// some escapes and Graylog's encoding (`%2F`, `%3A`, `%2B`, `%20`) must be decoded once only.
+fn raw_key(request: &HttpRequest) -> Result<String, ApiError> {
+    let path = request.uri().path();
+    let encoded = path.strip_prefix(LOOKUP_PREFIX).unwrap_or_default();
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|_| ApiError::KeyEncoding)
+}
+
+/// Builds the 200 response of a served answer: the cached bytes and `X-Cache`.
+pub fn served_response(served: &Served) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header(("X-Cache", served.status.as_str()))
+        .body(served.entry.body.clone())
+}

@@ -1,0 +1,246 @@
+//! The HTTP server: routes, shared state and start-up.
+
+pub mod auth;
+pub mod dropin;
+pub mod error;
+pub mod health;
+pub mod lookup;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Service as _, ServerHandle};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures::FutureExt;
+
+use self::auth::AuthPolicy;
+use self::error::ApiError;
+use crate::config::{Config, Secret};
+use crate::demo::{self, Emulator, EmulatorConfig};
+use crate::lookup::Service;
+use crate::metrics::{Metrics, status_class};
+
+/// Largest request body accepted (a drop-in search), in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long in-flight requests may finish after a stop signal. It stays below Kubernetes'
+/// default `terminationGracePeriodSeconds` of 30 s.
+const SHUTDOWN_TIMEOUT_SECONDS: u64 = 20;
+
+/// State shared by every HTTP worker.
+pub struct AppState {
+    /// The lookup service.
+    pub service: Arc<Service>,
+    /// What lookup endpoints require of a caller.
+    pub auth: AuthPolicy,
+    /// The service's metrics.
+    pub metrics: Metrics,
+    /// The last readiness probe of MISP.
+    pub readiness: health::Readiness,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The demo MISP emulator could not start.
+    #[error("cannot start the demo MISP emulator: {0}")]
+    Demo(std::io::Error),
+    /// The MISP client could not be built (for example, a bad CA certificate).
+    #[error("cannot build the MISP client (check --misp-ca-cert): {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A started server.
+pub struct RunningServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    emulator: Option<Emulator>,
+}
+
+impl RunningServer {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The demo emulator's URL, when running with `--demo`.
+    pub fn demo_misp_url(&self) -> Option<String> {
+        self.emulator.as_ref().map(Emulator::url)
+    }
+
+    /// Stops accepting connections and lets in-flight requests finish.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+    }
+
+    /// Waits until the server stops (on SIGINT or SIGTERM).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+        result
+    }
+}
+
+/// Starts the service: the demo emulator when configured, then the HTTP server.
+pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
+    let emulator = if config.demo {
+        let emulator = Emulator::start(EmulatorConfig::new(
+            demo::dataset::Dataset::demo(),
+            demo::DEMO_API_KEY,
+        ))
+        .await
+        .map_err(StartError::Demo)?;
+        config.misp.url = emulator.url();
+        config.misp.key = Some(Secret::new(demo::DEMO_API_KEY));
+        if config.public_url.is_empty() {
+            config.public_url = emulator.url();
+        }
+        tracing::info!(misp_url = %emulator.url(), "demo MISP emulator started");
+        Some(emulator)
+    } else {
+        None
+    };
+
+    let metrics = Metrics::new();
+    let service = Arc::new(Service::new(&config, metrics.clone())?);
+    let state = web::Data::new(AppState {
+        service,
+        auth: AuthPolicy {
+            api_token: config.api_token.clone(),
+            forward_caller_key: config.forward_caller_key,
+        },
+        metrics,
+        readiness: health::Readiness::default(),
+    });
+
+    let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _request| {
+                ApiError::InvalidQuery(err.to_string()).into()
+            }))
+            .wrap_fn(|request, service| {
+                let started = Instant::now();
+                let route = request
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_owned());
+                let method = method_label(request.method());
+                let metrics = request
+                    .app_data::<web::Data<AppState>>()
+                    .map(|state| state.metrics.clone());
+                service.call(request).map(move |result| {
+                    if let (Ok(response), Some(metrics)) = (&result, metrics) {
+                        let status = status_class(response.status().as_u16());
+                        metrics
+                            .http_requests
+                            .with_label_values(&[&route, method, status])
+                            .inc();
+                        metrics
+                            .http_duration
+                            .with_label_values(&[&route])
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    result
+                })
+            })
+            .configure(routes)
+    })
+    .workers(config.workers)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?
+    .run();
+
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(%addr, workers = config.workers, "listening");
+    Ok(RunningServer {
+        addr,
+        handle,
+        task,
+        emulator,
+    })
+}
+
+/// Registers every route.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/lookup/{key:.*}")
+                .route(web::get().to(lookup::lookup))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(["/attributes/restSearch", "/attributes/restSearch.json"])
+                .route(web::post().to(dropin::search_post))
+                .route(web::get().to(dropin::search_get))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/attributes/restSearch/{parameters:.*}")
+                .route(web::get().to(dropin::search_get))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.yaml", web::get().to(health::openapi))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(request.method().to_string()))
+}
+
+/// Bounds the `method` label to the standard methods.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}

@@ -1,0 +1,244 @@
+//! Every Prometheus metric the service exports, defined once with its help text.
+//!
+//! Each service instance owns its own [`Registry`], so that several instances in one process
+//! (as in the integration tests) keep separate counts. Labels hold route patterns, outcomes and
+//! error codes, never a raw key or a caller's credential.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Bucket bounds for the service's own answer times, in seconds: cache hits take microseconds,
+/// MISP answers take from 100 ms to tens of seconds.
+const HTTP_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Bucket bounds for MISP request durations, in seconds.
+const MISP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The service's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by matched route pattern, method and status class.
+    pub http_requests: IntCounterVec,
+    /// HTTP request durations by matched route pattern.
+    pub http_duration: HistogramVec,
+    /// Lookups by endpoint (`lookup`, `dropin`) and outcome (`found`, `not_found`, `error`).
+    pub lookups: IntCounterVec,
+    /// Keys rejected before any I/O, by error code.
+    pub rejected_keys: IntCounterVec,
+    /// Cache reads that found a fresh entry.
+    pub cache_hits: IntCounter,
+    /// Cache reads that found no fresh entry.
+    pub cache_misses: IntCounter,
+    /// Entries evicted to stay within `--cache-capacity`.
+    pub cache_evictions: IntCounter,
+    /// Entries in the in-process cache.
+    pub cache_entries: IntGauge,
+    /// Lookups that joined a MISP request already running for the same key.
+    pub coalesced_waiters: IntCounter,
+    /// MISP requests by status class (`2xx`, `3xx`, `4xx`, `5xx`, `error`).
+    pub misp_requests: IntCounterVec,
+    /// MISP request durations, by the same status classes.
+    pub misp_duration: HistogramVec,
+    /// MISP requests in flight.
+    pub misp_inflight: IntGauge,
+    /// Failed MISP requests by error code.
+    pub misp_errors: IntCounterVec,
+    /// Readiness probes of MISP by result.
+    pub misp_probes: IntCounterVec,
+    /// Matching attributes MISP returned per lookup.
+    pub misp_matches: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric in a new registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_http_requests_total",
+                "HTTP requests served, by matched route pattern, method and status class.",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "misp_lookup_http_request_duration_seconds",
+                "Time from receiving an HTTP request to sending its answer, by route pattern.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_lookups_total",
+                "Lookups answered, by endpoint (lookup, dropin) and outcome (found, not_found, \
+                 error).",
+            ),
+            &["endpoint", "outcome"],
+        )
+        .expect("valid metric");
+        let rejected_keys = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_rejected_keys_total",
+                "Keys rejected before any cache or MISP access, by error code.",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let cache_hits = IntCounter::new(
+            "misp_lookup_cache_hits_total",
+            "In-process cache reads that found a fresh entry.",
+        )
+        .expect("valid metric");
+        let cache_misses = IntCounter::new(
+            "misp_lookup_cache_misses_total",
+            "In-process cache reads that found no fresh entry.",
+        )
+        .expect("valid metric");
+        let cache_evictions = IntCounter::new(
+            "misp_lookup_cache_evictions_total",
+            "Cache entries evicted to stay within the configured capacity.",
+        )
+        .expect("valid metric");
+        let cache_entries = IntGauge::new(
+            "misp_lookup_cache_entries",
+            "Entries held in the in-process cache, expired ones included until evicted.",
+        )
+        .expect("valid metric");
+        let coalesced_waiters = IntCounter::new(
+            "misp_lookup_coalesced_waiters_total",
+            "Lookups that waited for a MISP request already running for the same key.",
+        )
+        .expect("valid metric");
+        let misp_requests = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_misp_requests_total",
+                "Requests sent to MISP, by status class (2xx, 3xx, 4xx, 5xx, or error when no \
+                 status was received).",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        let misp_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "misp_lookup_misp_request_duration_seconds",
+                "Duration of requests to MISP, body included, by status class.",
+            )
+            .buckets(MISP_BUCKETS.to_vec()),
+            &["status"],
+        )
+        .expect("valid metric");
+        let misp_inflight = IntGauge::new(
+            "misp_lookup_misp_inflight_requests",
+            "Requests to MISP currently in flight.",
+        )
+        .expect("valid metric");
+        let misp_errors = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_misp_errors_total",
+                "Failed MISP requests, by the error code returned to callers.",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let misp_probes = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_misp_probes_total",
+                "Readiness probes of MISP, by result (ok or an error code).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let misp_matches = Histogram::with_opts(
+            HistogramOpts::new(
+                "misp_lookup_misp_matches",
+                "Attributes that matched the key exactly in one MISP answer.",
+            )
+            .buckets(vec![0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0]),
+        )
+        .expect("valid metric");
+
+        let metrics = Self {
+            registry,
+            http_requests,
+            http_duration,
+            lookups,
+            rejected_keys,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_entries,
+            coalesced_waiters,
+            misp_requests,
+            misp_duration,
+            misp_inflight,
+            misp_errors,
+            misp_probes,
+            misp_matches,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_duration.clone()),
+            Box::new(self.lookups.clone()),
+            Box::new(self.rejected_keys.clone()),
+            Box::new(self.cache_hits.clone()),
+            Box::new(self.cache_misses.clone()),
+            Box::new(self.cache_evictions.clone()),
+            Box::new(self.cache_entries.clone()),
+            Box::new(self.coalesced_waiters.clone()),
+            Box::new(self.misp_requests.clone()),
+            Box::new(self.misp_duration.clone()),
+            Box::new(self.misp_inflight.clone()),
+            Box::new(self.misp_errors.clone()),
+            Box::new(self.misp_probes.clone()),
+            Box::new(self.misp_matches.clone()),
+        ];
+        for collector in collectors {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+    }
+
+    /// Encodes every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding into a Vec cannot fail");
+        buffer
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Returns the status-class label (`2xx`...) for an HTTP status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
