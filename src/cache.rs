@@ -73,8 +73,8 @@ impl Cache {
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
         let fresh = self.peek(key);
         match fresh {
-            Some(_) => self.metrics.cache_hits.inc(),
-            None => self.metrics.cache_misses.inc(),
+            Some(_) => self.metrics.cache_hits.with_label_values(&["memory"]).inc(),
+            None => self.metrics.cache_misses.with_label_values(&["memory"]).inc(),
         }
         fresh
     }

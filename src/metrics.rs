@@ -33,10 +33,33 @@ pub struct Metrics {
     pub lookups: IntCounterVec,
     /// Keys rejected before any I/O, by error code.
     pub rejected_keys: IntCounterVec,
-    /// Cache reads that found a fresh entry.
-    pub cache_hits: IntCounter,
-    /// Cache reads that found no fresh entry.
-    pub cache_misses: IntCounter,
+    /// Cache reads that found a fresh entry, by tier (`memory`, `redis`).
+    pub cache_hits: IntCounterVec,
+    /// Cache reads that found no fresh entry, by tier.
+    pub cache_misses: IntCounterVec,
+    /// Answers served from an expired entry within `--stale-max`.
+    pub stale_served: IntCounter,
+    /// Entries purged through the cache administration endpoints, by tier.
+    pub cache_purged: IntCounterVec,
+    /// Redis operations that failed or timed out, by operation.
+    pub redis_errors: IntCounterVec,
+    /// 1 while the Redis connection is usable, 0 otherwise (absent without `--redis-url`).
+    pub redis_up: IntGauge,
+    /// Lookups whose caller got 504 because the answer deadline passed first.
+    pub deadline_exceeded: IntCounter,
+    /// MISP requests retried after a connection failure or 5xx.
+    pub misp_retries: IntCounter,
+    /// Lookups answered without asking MISP because it is protected, by reason
+    /// (`circuit_open`, `rate_limited`).
+    pub misp_shed: IntCounterVec,
+    /// Circuit breaker state: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: IntGauge,
+    /// Circuit breaker transitions, by the state entered.
+    pub breaker_transitions: IntCounterVec,
+    /// Batched restSearch requests sent to MISP.
+    pub batches: IntCounter,
+    /// Keys per batched restSearch request.
+    pub batch_keys: Histogram,
     /// Entries evicted to stay within `--cache-capacity`.
     pub cache_evictions: IntCounter,
     /// Entries in the in-process cache.
@@ -96,14 +119,91 @@ impl Metrics {
             &["code"],
         )
         .expect("valid metric");
-        let cache_hits = IntCounter::new(
-            "misp_lookup_cache_hits_total",
-            "In-process cache reads that found a fresh entry.",
+        let cache_hits = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_cache_hits_total",
+                "Cache reads that found a fresh entry, by tier (memory, redis).",
+            ),
+            &["tier"],
         )
         .expect("valid metric");
-        let cache_misses = IntCounter::new(
-            "misp_lookup_cache_misses_total",
-            "In-process cache reads that found no fresh entry.",
+        let cache_misses = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_cache_misses_total",
+                "Cache reads that found no fresh entry, by tier (memory, redis).",
+            ),
+            &["tier"],
+        )
+        .expect("valid metric");
+        let stale_served = IntCounter::new(
+            "misp_lookup_stale_served_total",
+            "Answers served from an expired entry within --stale-max.",
+        )
+        .expect("valid metric");
+        let cache_purged = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_cache_purged_total",
+                "Entries removed through the cache administration endpoints, by tier.",
+            ),
+            &["tier"],
+        )
+        .expect("valid metric");
+        let redis_errors = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_redis_errors_total",
+                "Redis operations that failed or timed out, by operation (get, set, purge).",
+            ),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let redis_up = IntGauge::new(
+            "misp_lookup_redis_up",
+            "1 while the Redis connection is usable, 0 otherwise; 0 without --redis-url.",
+        )
+        .expect("valid metric");
+        let deadline_exceeded = IntCounter::new(
+            "misp_lookup_answer_deadline_exceeded_total",
+            "Lookups answered 504 because --answer-deadline passed before MISP answered.",
+        )
+        .expect("valid metric");
+        let misp_retries = IntCounter::new(
+            "misp_lookup_misp_retries_total",
+            "MISP requests retried after a connection failure or a 5xx status.",
+        )
+        .expect("valid metric");
+        let misp_shed = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_misp_shed_total",
+                "Lookups failed fast without asking MISP, by reason (circuit_open, \
+                 rate_limited).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let breaker_state = IntGauge::new(
+            "misp_lookup_misp_breaker_state",
+            "State of the MISP circuit breaker: 0 closed, 1 half-open, 2 open.",
+        )
+        .expect("valid metric");
+        let breaker_transitions = IntCounterVec::new(
+            Opts::new(
+                "misp_lookup_misp_breaker_transitions_total",
+                "Circuit breaker transitions, by the state entered (closed, half_open, open).",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        let batches = IntCounter::new(
+            "misp_lookup_misp_batches_total",
+            "restSearch requests that carried several keys at once.",
+        )
+        .expect("valid metric");
+        let batch_keys = Histogram::with_opts(
+            HistogramOpts::new(
+                "misp_lookup_misp_batch_keys",
+                "Keys carried by one batched restSearch request.",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0]),
         )
         .expect("valid metric");
         let cache_evictions = IntCounter::new(
@@ -177,6 +277,17 @@ impl Metrics {
             rejected_keys,
             cache_hits,
             cache_misses,
+            stale_served,
+            cache_purged,
+            redis_errors,
+            redis_up,
+            deadline_exceeded,
+            misp_retries,
+            misp_shed,
+            breaker_state,
+            breaker_transitions,
+            batches,
+            batch_keys,
             cache_evictions,
             cache_entries,
             coalesced_waiters,
@@ -199,6 +310,17 @@ impl Metrics {
             Box::new(self.rejected_keys.clone()),
             Box::new(self.cache_hits.clone()),
             Box::new(self.cache_misses.clone()),
+            Box::new(self.stale_served.clone()),
+            Box::new(self.cache_purged.clone()),
+            Box::new(self.redis_errors.clone()),
+            Box::new(self.redis_up.clone()),
+            Box::new(self.deadline_exceeded.clone()),
+            Box::new(self.misp_retries.clone()),
+            Box::new(self.misp_shed.clone()),
+            Box::new(self.breaker_state.clone()),
+            Box::new(self.breaker_transitions.clone()),
+            Box::new(self.batches.clone()),
+            Box::new(self.batch_keys.clone()),
             Box::new(self.cache_evictions.clone()),
             Box::new(self.cache_entries.clone()),
             Box::new(self.coalesced_waiters.clone()),

@@ -14,7 +14,7 @@ pub struct Dataset {
     /// Attribute objects in the order a search returns them, because MISP has no default ORDER BY.
     ///
     /// Besides the wire members, an attribute may store `Sighting` and `RelatedAttribute`
-    /// arrays. The emulator emits them only when the request asks for `includeSightings` or
+    /// arrays. The emulator emits them only when the request sets `includeSightings` or
     /// `includeCorrelations`, and computes `RelatedAttribute` when it is not stored.
     pub attributes: Vec<Value>,
     /// Event objects, matched to attributes by `id` against the attribute's `event_id`.
@@ -99,7 +99,7 @@ struct EventSpec {
 }
 
 impl EventSpec {
-    /// The `Event` stub MISP adds to each attribute when `includeContext` is off.
+    /// Returns the `Event` stub MISP adds to each attribute when `includeContext` is off.
     fn stub(&self) -> Value {
         json!({
             "org_id": LOCAL_ORG_ID,
@@ -111,7 +111,7 @@ impl EventSpec {
         })
     }
 
-    /// The full event object, with `attribute_count` counted over the live attributes.
+    /// Returns the full event object, with `attribute_count` counted over the live attributes.
     fn to_json(&self, attributes: &[Value]) -> Value {
         let attribute_count = attributes
             .iter()
@@ -149,7 +149,7 @@ impl EventSpec {
     }
 }
 
-/// A tag as MISP stores it; names starting with `misp-galaxy:` are galaxy clusters.
+/// Returns a tag as MISP stores it. Names starting with `misp-galaxy:` are galaxy clusters.
 fn tag(id: &str, name: &str, colour: &str) -> Value {
     json!({
         "id": id,

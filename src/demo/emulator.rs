@@ -1,4 +1,4 @@
-//! An HTTP server that answers like MISP 2.5.1's `/attributes/restSearch` and
+//! An HTTP server that responds like MISP 2.5.1's `/attributes/restSearch` and
 //! `/servers/getVersion`, with switchable failure modes and request counters.
 //!
 //! What it reproduces, as read in MISP's source (`AppController::restSearch`,
@@ -45,7 +45,7 @@ pub struct EmulatorConfig {
     pub dataset: Dataset,
     /// Accepted API keys.
     pub keys: Vec<ApiKey>,
-    /// Delay before every answer; [`Emulator::set_latency`] changes it at run time.
+    /// Delay before every response; [`Emulator::set_latency`] changes it at run time.
     pub latency: Duration,
 }
 
@@ -65,7 +65,7 @@ impl EmulatorConfig {
 
 /// A failure mode for `/attributes/restSearch` and `/servers/getVersion`.
 ///
-/// Other paths, including `/users/login`, answer normally in every mode.
+/// Other paths, including `/users/login`, respond normally in every mode.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Normal operation.
@@ -179,7 +179,7 @@ impl Emulator {
         self.shared.control().fault = fault;
     }
 
-    /// Sets the delay before every answer.
+    /// Sets the delay before every response.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.control().latency = latency;
     }
@@ -212,7 +212,7 @@ impl Emulator {
         self.shared.log().operator_requests
     }
 
-    /// All requests received, in order; the log keeps the first 10,000.
+    /// Returns all requests received, in order. The log keeps the first 10,000.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.log().requests.clone()
     }
@@ -247,8 +247,8 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Maximum number of requests kept by [`Emulator::requests`].
 const MAX_RECORDED_REQUESTS: usize = 10_000;
 
-/// How long [`Fault::Hang`] holds a request before dropping the connection, so that a
-/// forgotten emulator cannot hold a connection for ever.
+/// How long [`Fault::Hang`] keeps a request open before dropping the connection, so that a
+/// forgotten emulator cannot keep a connection open for ever.
 const MAX_HANG: Duration = Duration::from_secs(600);
 
 /// State shared between the [`Emulator`] handle and the request handler.
@@ -415,7 +415,7 @@ fn record_request(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Faults, authentication and fixed answers
+// Faults, authentication and fixed responses
 // ---------------------------------------------------------------------------------------------
 
 async fn fault_response(
@@ -463,7 +463,7 @@ const JSON_UTF8: &str = "application/json; charset=UTF-8";
 const AUTH_FAILED_MESSAGE: &str = "Authentication failed. Please make sure you pass the API key of \
                                    an API enabled user along in the Authorization header.";
 
-/// The start of a restSearch answer, cut inside an attribute.
+/// The start of a restSearch response, cut inside an attribute.
 const TRUNCATED_JSON: &str = "{\"response\": {\"Attribute\": [{\"id\":\"1014\",\"event_id\":\"13\",\
                               \"object_id\":\"0\",\"object_relation\":null,\"category\":\"Netw";
 
@@ -478,7 +478,7 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Users - MISP</titl
                           <input type=\"password\" name=\"data[User][password]\">\
                           <button type=\"submit\">Login</button></form></body></html>\n";
 
-/// Answers with `status`, a `Content-Length` of `declared_length`, then `sent` and a dropped
+/// Responds with `status`, a `Content-Length` of `declared_length`, then `sent` and a dropped
 /// connection.
 ///
 /// The short sleep before the error lets actix-web flush the headers and `sent` first,
@@ -540,8 +540,8 @@ fn rate_limited(request: &HttpRequest, reset_seconds: u64) -> HttpResponse {
         .body(body)
 }
 
-/// Searches allowed per 900-second window in [`Fault::RateLimited`] answers; any value works
-/// because MISP takes it from the role's settings.
+/// Searches allowed per 900-second window in [`Fault::RateLimited`] responses. MISP takes the
+/// number from the role's settings, so any value is realistic.
 const RATE_LIMIT: u32 = 100;
 
 fn login_page() -> HttpResponse {
@@ -710,9 +710,8 @@ fn has_json_content_type(request: &HttpRequest) -> bool {
 /// Parses the body; an empty body or JSON that is not an object yields no parameters.
 fn parse_json_body(body: &[u8]) -> Result<Map<String, Value>, HarvestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        // NOTE: MISP means to answer an empty POST with 400, but its code appears to fall
-        // through to an unfiltered search (inferred from the source, not run); this follows
-        // the code.
+        // NOTE: MISP's code builds a 400 for an empty POST but appears to fall through to an
+        // unfiltered search. That is inferred from the source and not run, and this follows it.
         return Ok(Map::new());
     }
     let parsed: Value = serde_json::from_slice(body).map_err(|_| HarvestError::InvalidJson)?;
@@ -889,7 +888,7 @@ impl TermFilter {
             .any(|pattern| matches!(pattern, Pattern::Like(_)))
     }
 
-    /// Whether a row whose filtered column(s) hold `columns` passes the filter.
+    /// Returns whether a row passes the filter, given the text of its filtered columns.
     fn accepts(&self, columns: &[&str]) -> bool {
         if self.is_empty {
             return true;
@@ -936,8 +935,8 @@ fn is_php_empty(value: &Value) -> bool {
     }
 }
 
-/// The text PHP would compare for a scalar: strings as they are, numbers in decimal,
-/// `true` as `1`; `None` for `false`, `null` and containers.
+/// Returns the text PHP would compare for a scalar: strings as they are, numbers in decimal,
+/// `true` as `1`, and `None` for `false`, `null` and containers.
 fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) => Some(text.clone()),
@@ -987,7 +986,7 @@ fn parse_count(value: Option<&Value>) -> Option<usize> {
     }
 }
 
-/// Whether a request flag such as `includeContext` is set (`true`, non-zero, `"1"`, `"true"`).
+/// Returns whether a request flag such as `includeContext` is set (`true`, non-zero, `"1"`, `"true"`).
 fn is_flag_set(parameters: &Map<String, Value>, name: &str) -> bool {
     match parameters.get(name) {
         Some(Value::Bool(flag)) => *flag,
@@ -1066,16 +1065,17 @@ impl SearchFilters {
         if !self.value.accepts(&[&value1, &value2]) {
             return false;
         }
-        if !self.kind.accepts(&[&column_text(&attribute["type"])])
-            || !self
-                .category
-                .accepts(&[&column_text(&attribute["category"])])
-            || !self
-                .event_id
-                .accepts(&[&column_text(&attribute["event_id"])])
+
+        let kind = column_text(&attribute["type"]);
+        let category = column_text(&attribute["category"]);
+        let event_id = column_text(&attribute["event_id"]);
+        if !self.kind.accepts(&[&kind])
+            || !self.category.accepts(&[&category])
+            || !self.event_id.accepts(&[&event_id])
         {
             return false;
         }
+
         if !self.deleted.contains(&is_true(&attribute["deleted"])) {
             return false;
         }
@@ -1084,6 +1084,7 @@ impl SearchFilters {
         {
             return false;
         }
+
         // NOTE: attributes whose event is not in the data set pass the `published` filter,
         // because there is nothing to compare against.
         if let (Some(published), Some(event)) = (&self.published, event)
@@ -1430,7 +1431,7 @@ fn related_attributes(dataset: &Dataset, visible: &[&Value], attribute: &Value) 
     Value::Array(related)
 }
 
-/// A fixed score from MISP's default model, because the emulator does not compute decay.
+/// Returns a fixed score from MISP's default model, because the emulator does not compute decay.
 fn decay_score() -> Value {
     json!([{
         "score": 42.5,
