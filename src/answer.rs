@@ -79,10 +79,16 @@ impl Renderer {
     fn describe_first(&self, first: &Value, fields: &mut Map<String, Value>) {
         let event = first.get("Event");
         let text_members = [
-            ("type", first.get("type").and_then(Value::as_str).map(str::to_owned)),
+            (
+                "type",
+                first.get("type").and_then(Value::as_str).map(str::to_owned),
+            ),
             (
                 "category",
-                first.get("category").and_then(Value::as_str).map(str::to_owned),
+                first
+                    .get("category")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             ),
             ("event_id", string_member(first, "event_id")),
             (

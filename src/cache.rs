@@ -33,6 +33,49 @@ impl Entry {
     pub fn is_fresh(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.stored_at) < self.ttl
     }
+
+    /// Tells whether the entry may still be served, fresh or stale, at `now`.
+    pub fn is_servable(&self, now: Instant, stale_max: Duration) -> bool {
+        now.saturating_duration_since(self.stored_at) < self.ttl + stale_max
+    }
+}
+
+/// Whether a cached entry is fresh or only servable as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within its TTL.
+    Fresh,
+    /// Past its TTL but within `--stale-max`.
+    Stale,
+}
+
+/// Version prefix of every cache key, so that a change of the key or stored format cannot be
+/// misread.
+pub const KEY_VERSION: &str = "v1";
+
+/// Separates the parts of a cache key.
+const PART_SEPARATOR: char = '\u{1f}';
+
+/// Separates the values inside the values part.
+const VALUE_SEPARATOR: char = '\u{1e}';
+
+/// Builds a cache key from everything that changes MISP's answer: the endpoint (which decides
+/// the rendering), the caller identity (a digest, never a key), the normalized values (kept
+/// readable so that a purge can find every entry of a value) and the complete search body.
+pub fn cache_key(endpoint: &str, caller: &str, values: &[String], search: &str) -> Arc<str> {
+    let values = values.join(&VALUE_SEPARATOR.to_string());
+    format!(
+        "{KEY_VERSION}{PART_SEPARATOR}{endpoint}{PART_SEPARATOR}{caller}{PART_SEPARATOR}\
+         {values}{PART_SEPARATOR}{search}"
+    )
+    .into()
+}
+
+/// Tells whether a cache key was built for `value`.
+pub fn key_has_value(key: &str, value: &str) -> bool {
+    key.split(PART_SEPARATOR)
+        .nth(3)
+        .is_some_and(|values| values.split(VALUE_SEPARATOR).any(|v| v == value))
 }
 
 /// Counts evictions for the `misp_lookup_cache_evictions_total` metric.
@@ -52,12 +95,14 @@ impl Lifecycle<Arc<str>, Arc<Entry>> for EvictionCounter {
 /// The in-process cache, keyed by the cache key that [`crate::lookup`] builds.
 pub struct Cache {
     entries: QuickCache<Arc<str>, Arc<Entry>, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
+    stale_max: Duration,
     metrics: Metrics,
 }
 
 impl Cache {
-    /// Creates a cache that holds at most `capacity` entries.
-    pub fn new(capacity: u64, metrics: Metrics) -> Self {
+    /// Creates a cache that holds at most `capacity` entries and serves expired ones for
+    /// `stale_max` more.
+    pub fn new(capacity: u64, stale_max: Duration, metrics: Metrics) -> Self {
         let estimated_items = usize::try_from(capacity).unwrap_or(usize::MAX);
         let entries = QuickCache::with(
             estimated_items,
@@ -66,17 +111,35 @@ impl Cache {
             DefaultHashBuilder::default(),
             EvictionCounter(metrics.cache_evictions.clone()),
         );
-        Self { entries, metrics }
+        Self {
+            entries,
+            stale_max,
+            metrics,
+        }
     }
 
-    /// Returns the entry for `key` if it is still fresh, and counts the hit or miss.
-    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
-        let fresh = self.peek(key);
-        match fresh {
-            Some(_) => self.metrics.cache_hits.with_label_values(&["memory"]).inc(),
-            None => self.metrics.cache_misses.with_label_values(&["memory"]).inc(),
+    /// Returns the entry for `key` if it can still be served, with its freshness, and counts
+    /// a hit for a fresh entry or a miss otherwise.
+    pub fn get(&self, key: &str) -> Option<(Arc<Entry>, Freshness)> {
+        let now = Instant::now();
+        let found = self
+            .entries
+            .get(key)
+            .filter(|entry| entry.is_servable(now, self.stale_max))
+            .map(|entry| {
+                let freshness = if entry.is_fresh(now) {
+                    Freshness::Fresh
+                } else {
+                    Freshness::Stale
+                };
+                (entry, freshness)
+            });
+        let tier = &["memory"];
+        match found {
+            Some((_, Freshness::Fresh)) => self.metrics.cache_hits.with_label_values(tier).inc(),
+            _ => self.metrics.cache_misses.with_label_values(tier).inc(),
         }
-        fresh
+        found
     }
 
     /// Returns the entry for `key` if it is still fresh, without counting a hit or miss.
@@ -90,6 +153,31 @@ impl Cache {
     pub fn insert(&self, key: Arc<str>, entry: Arc<Entry>) {
         self.entries.insert(key, entry);
         self.update_gauge();
+    }
+
+    /// Removes every entry built for the normalized `value`, whatever its endpoint, type
+    /// filter or caller. Returns the number removed.
+    pub fn purge_value(&self, value: &str) -> usize {
+        let keys: Vec<Arc<str>> = self
+            .entries
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| key_has_value(key, value))
+            .collect();
+        let removed = keys
+            .iter()
+            .filter(|key| self.entries.remove(&***key).is_some())
+            .count();
+        self.update_gauge();
+        removed
+    }
+
+    /// Removes every entry. Returns the number removed.
+    pub fn purge_all(&self) -> usize {
+        let count = self.entries.len();
+        self.entries.clear();
+        self.update_gauge();
+        count
     }
 
     /// The number of entries held, expired ones included until they are evicted or replaced.
@@ -124,24 +212,58 @@ mod tests {
 
     #[test]
     fn fresh_entry_is_returned() {
-        let cache = Cache::new(10, Metrics::new());
+        let cache = Cache::new(10, Duration::ZERO, Metrics::new());
         cache.insert("k".into(), entry(Duration::from_secs(60)));
-        assert!(cache.get("k").is_some());
+        assert_eq!(cache.get("k").map(|(_, f)| f), Some(Freshness::Fresh));
     }
 
     #[test]
     fn expired_entry_is_a_miss() {
-        let cache = Cache::new(10, Metrics::new());
+        let cache = Cache::new(10, Duration::ZERO, Metrics::new());
         cache.insert("k".into(), entry(Duration::ZERO));
         assert!(cache.get("k").is_none());
     }
 
     #[test]
+    fn expired_entry_within_stale_max_is_stale() {
+        let cache = Cache::new(10, Duration::from_secs(60), Metrics::new());
+        cache.insert("k".into(), entry(Duration::ZERO));
+        assert_eq!(cache.get("k").map(|(_, f)| f), Some(Freshness::Stale));
+    }
+
+    #[test]
+    fn purge_removes_every_entry_of_value() {
+        let cache = Cache::new(10, Duration::ZERO, Metrics::new());
+        let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        cache.insert(
+            cache_key("lookup", "-", &values(&["a.example"]), "{1}"),
+            entry(Duration::from_secs(60)),
+        );
+        cache.insert(
+            cache_key("lookup", "x", &values(&["a.example"]), "{2}"),
+            entry(Duration::from_secs(60)),
+        );
+        cache.insert(
+            cache_key("dropin", "-", &values(&["b.example", "a.example"]), "{3}"),
+            entry(Duration::from_secs(60)),
+        );
+        cache.insert(
+            cache_key("lookup", "-", &values(&["b.example"]), "{4}"),
+            entry(Duration::from_secs(60)),
+        );
+        assert_eq!(cache.purge_value("a.example"), 3);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn capacity_bounds_entries_and_counts_evictions() {
         let metrics = Metrics::new();
-        let cache = Cache::new(100, metrics.clone());
+        let cache = Cache::new(100, Duration::ZERO, metrics.clone());
         for index in 0..1_000 {
-            cache.insert(format!("key-{index}").into(), entry(Duration::from_secs(60)));
+            cache.insert(
+                format!("key-{index}").into(),
+                entry(Duration::from_secs(60)),
+            );
         }
         assert!(cache.len() <= 100, "held {} entries", cache.len());
         assert!(metrics.cache_evictions.get() >= 900);

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::ttl::TtlTable;
+
 /// A caching threat-intel lookup service between Graylog's HTTP JSONPath adapter and MISP.
 #[derive(Debug, Parser)]
 #[command(name = "misp-lookup", version, about, long_about = None)]
@@ -68,9 +70,39 @@ pub struct ServeArgs {
     #[arg(long, env = "MISP_LOOKUP_MISP_INSECURE")]
     pub misp_insecure: bool,
 
-    /// Time limit of one MISP request, body included (e.g. 3s, 500ms).
-    #[arg(long, env = "MISP_LOOKUP_MISP_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    /// Time limit of one MISP request, body included (e.g. 30s). The request keeps running
+    /// after a caller's --answer-deadline passed, so its answer still fills the cache.
+    #[arg(long, env = "MISP_LOOKUP_MISP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub misp_timeout: Duration,
+
+    /// Longest time a caller waits for an answer not in the cache before getting 504
+    /// misp_timeout (e.g. 1s). Keep it well below Graylog's 10 s read timeout.
+    #[arg(long, env = "MISP_LOOKUP_ANSWER_DEADLINE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub answer_deadline: Duration,
+
+    /// Most MISP requests in flight at once; further requests wait for a free slot.
+    #[arg(long, env = "MISP_LOOKUP_MISP_MAX_INFLIGHT", default_value_t = 8)]
+    pub misp_max_inflight: usize,
+
+    /// Retries of a MISP request after a connection failure or 5xx (never after a 4xx).
+    #[arg(long, env = "MISP_LOOKUP_MISP_RETRIES", default_value_t = 2)]
+    pub misp_retries: u32,
+
+    /// Consecutive MISP failures that open the circuit breaker.
+    #[arg(long, env = "MISP_LOOKUP_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+
+    /// How long the open circuit breaker fails new keys fast before probing MISP again.
+    #[arg(long, env = "MISP_LOOKUP_BREAKER_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub breaker_cooldown: Duration,
+
+    /// Most keys sent to MISP in one batched restSearch; 1 turns batching off.
+    #[arg(long, env = "MISP_LOOKUP_BATCH_MAX", default_value_t = 100)]
+    pub batch_max: usize,
+
+    /// How long a cache miss waits for other misses to share its MISP request (e.g. 5ms).
+    #[arg(long, env = "MISP_LOOKUP_BATCH_WINDOW", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub batch_window: Duration,
 
     /// Maximum attributes MISP returns for one key (MISP's `limit`).
     #[arg(long, env = "MISP_LOOKUP_MISP_LIMIT", default_value_t = 100)]
@@ -93,13 +125,43 @@ pub struct ServeArgs {
     #[arg(long, env = "MISP_LOOKUP_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,
 
-    /// How long an answer with at least one match stays fresh (e.g. 1h).
-    #[arg(long, env = "MISP_LOOKUP_TTL_HIT", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub ttl_hit: Duration,
+    /// How long an answer with a match stays fresh: a duration, or a list by kind such as
+    /// sha256=24h,ip=1h,default=4h (keys: kinds, the groups ip and hash, default).
+    #[arg(long, env = "MISP_LOOKUP_TTL_HIT", default_value = "hash=24h,ip=1h,default=4h", value_parser = TtlTable::parse)]
+    pub ttl_hit: TtlTable,
 
-    /// How long an answer without a match stays fresh (e.g. 10m).
-    #[arg(long, env = "MISP_LOOKUP_TTL_MISS", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub ttl_miss: Duration,
+    /// How long an answer without a match stays fresh: a duration or a list as for --ttl-hit.
+    #[arg(long, env = "MISP_LOOKUP_TTL_MISS", default_value = "10m", value_parser = TtlTable::parse)]
+    pub ttl_miss: TtlTable,
+
+    /// How long an expired answer may still be served while it is refreshed, or while MISP
+    /// fails (e.g. 1h; 0s turns stale answers off).
+    #[arg(long, env = "MISP_LOOKUP_STALE_MAX", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub stale_max: Duration,
+
+    /// Shared cache tier: redis://[:password@]host:port[/db], rediss:// for TLS,
+    /// redis-sentinel://host:port,host:port/db?sentinelServiceName=NAME or
+    /// redis-cluster://host:port,host:port.
+    #[arg(long, env = "MISP_LOOKUP_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Longest wait for one Redis operation before the lookup goes on without it.
+    #[arg(long, env = "MISP_LOOKUP_REDIS_TIMEOUT", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Duration,
+
+    /// Token required by DELETE /cache and DELETE /cache/{key}, as Authorization: Bearer or
+    /// X-Admin-Token. Without it, the cache administration endpoints answer 401.
+    #[arg(
+        long,
+        env = "MISP_LOOKUP_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin token (surrounding whitespace is ignored).
+    #[arg(long, env = "MISP_LOOKUP_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Token every lookup must carry, as `Authorization: Bearer <token>` or `X-Api-Token`.
     #[arg(
@@ -129,7 +191,12 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
 
     /// Log format.
-    #[arg(long, env = "MISP_LOOKUP_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "MISP_LOOKUP_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Start a built-in MISP emulator on a loopback port with a small demo data set, and use it

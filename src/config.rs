@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json_path::JsonPath;
 
 use crate::cli::{LogFormat, ServeArgs};
+use crate::ttl::TtlTable;
 
 /// A credential whose text never appears in `Debug` or `Display` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -112,6 +113,46 @@ pub struct MispConfig {
     pub include: Vec<MispInclude>,
 }
 
+/// Limits that protect MISP.
+#[derive(Debug, Clone)]
+pub struct ProtectionConfig {
+    /// Most MISP requests in flight.
+    pub max_inflight: usize,
+    /// Retries after a connection failure or 5xx.
+    pub retries: u32,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a probe.
+    pub breaker_cooldown: Duration,
+}
+
+/// Batching of distinct cache misses into one restSearch.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Most keys in one batch; 1 turns batching off.
+    pub max_keys: usize,
+    /// How long the first miss of a batch waits for others.
+    pub window: Duration,
+}
+
+/// The shared Redis tier.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// The Redis URL; it may hold a password, so it is not shown by `Debug`.
+    pub url: Secret,
+    /// Longest wait for one Redis operation.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// The whole validated configuration of `serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -123,10 +164,22 @@ pub struct Config {
     pub public_url: String,
     /// Maximum cached answers.
     pub cache_capacity: u64,
-    /// Freshness of answers with a match.
-    pub ttl_hit: Duration,
-    /// Freshness of answers without a match.
-    pub ttl_miss: Duration,
+    /// Freshness of answers with a match, by kind.
+    pub ttl_hit: TtlTable,
+    /// Freshness of answers without a match, by kind.
+    pub ttl_miss: TtlTable,
+    /// How long an expired answer may still be served.
+    pub stale_max: Duration,
+    /// Longest wait of a caller for an answer not in the cache.
+    pub answer_deadline: Duration,
+    /// How MISP is protected from overload.
+    pub protection: ProtectionConfig,
+    /// How cache misses are batched.
+    pub batch: BatchConfig,
+    /// The shared Redis tier, if configured.
+    pub redis: Option<RedisConfig>,
+    /// Token required by the cache administration endpoints.
+    pub admin_token: Option<Secret>,
     /// Token required on lookup endpoints.
     pub api_token: Option<Secret>,
     /// Forward callers' MISP keys instead of the service's own.
@@ -234,13 +287,60 @@ impl Config {
                 "must be at least 1 entry",
             ));
         }
-        if args.ttl_hit.is_zero() || args.ttl_miss.is_zero() {
-            let flag = if args.ttl_hit.is_zero() {
-                "--ttl-hit"
-            } else {
-                "--ttl-miss"
-            };
-            return Err(ConfigError::new(flag, "must be longer than zero"));
+        if args.answer_deadline.is_zero() {
+            return Err(ConfigError::new(
+                "--answer-deadline",
+                "must be longer than zero",
+            ));
+        }
+        if args.misp_max_inflight == 0 {
+            return Err(ConfigError::new(
+                "--misp-max-inflight",
+                "must be at least 1",
+            ));
+        }
+        if args.breaker_failures == 0 {
+            return Err(ConfigError::new("--breaker-failures", "must be at least 1"));
+        }
+        if args.batch_max == 0 || args.batch_max > 1000 {
+            return Err(ConfigError::new(
+                "--batch-max",
+                "must be from 1 (no batching) to 1000 keys",
+            ));
+        }
+        if args.batch_window > Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "--batch-window",
+                "must be at most 1s, since every batched miss waits this long",
+            ));
+        }
+        let redis = match &args.redis_url {
+            Some(url) => Some(RedisConfig {
+                url: validate_redis_url(url)?,
+                timeout: args.redis_timeout,
+            }),
+            None => None,
+        };
+        if args.redis_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "--redis-timeout",
+                "must be longer than zero",
+            ));
+        }
+        let admin_token = read_secret(
+            "--admin-token",
+            args.admin_token.as_deref(),
+            "--admin-token-file",
+            args.admin_token_file.as_deref(),
+        )?;
+        if admin_token
+            .as_ref()
+            .is_some_and(|token| token.expose().len() < 16)
+        {
+            return Err(ConfigError::new(
+                "--admin-token",
+                "must be at least 16 characters long",
+            ));
         }
         if args.workers == Some(0) {
             return Err(ConfigError::new("--workers", "must be at least 1"));
@@ -252,7 +352,10 @@ impl Config {
             "--api-token-file",
             args.api_token_file.as_deref(),
         )?;
-        if api_token.as_ref().is_some_and(|token| token.expose().len() < 16) {
+        if api_token
+            .as_ref()
+            .is_some_and(|token| token.expose().len() < 16)
+        {
             return Err(ConfigError::new(
                 "--api-token",
                 "must be at least 16 characters long",
@@ -286,8 +389,22 @@ impl Config {
             },
             public_url,
             cache_capacity: args.cache_capacity,
-            ttl_hit: args.ttl_hit,
-            ttl_miss: args.ttl_miss,
+            ttl_hit: args.ttl_hit.clone(),
+            ttl_miss: args.ttl_miss.clone(),
+            stale_max: args.stale_max,
+            answer_deadline: args.answer_deadline,
+            protection: ProtectionConfig {
+                max_inflight: args.misp_max_inflight,
+                retries: args.misp_retries,
+                breaker_failures: args.breaker_failures,
+                breaker_cooldown: args.breaker_cooldown,
+            },
+            batch: BatchConfig {
+                max_keys: args.batch_max,
+                window: args.batch_window,
+            },
+            redis,
+            admin_token,
             api_token,
             forward_caller_key: args.forward_caller_key,
             fields,
@@ -358,6 +475,20 @@ fn validate_url(flag: &'static str, url: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// Checks the Redis URL's scheme; the client library parses the rest when it connects. The
+/// URL may hold a password, so messages never repeat it.
+fn validate_redis_url(url: &str) -> Result<Secret, ConfigError> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("redis" | "rediss" | "redis-sentinel" | "redis-cluster") => Ok(Secret::new(url)),
+        _ => Err(ConfigError::new(
+            "--redis-url",
+            "must start with redis://, rediss://, redis-sentinel:// or redis-cluster:// \
+             (the URL is not shown because it may hold a password)",
+        )),
+    }
 }
 
 fn parse_include(item: &str) -> Result<MispInclude, ConfigError> {

@@ -9,19 +9,27 @@
 //! - [`indicator`]: classifies and normalizes keys and rejects values MISP reads as operators.
 //! - [`misp`]: the restSearch client, MISP's attribute types and the exact-match rule.
 //! - [`cache`]: the in-process cache of rendered answers with per-entry expiry.
+//! - [`redis_tier`]: the optional shared cache tier in Redis.
+//! - [`batch`]: merges distinct cache misses into one MISP request.
 //! - [`lookup`]: ties a query to the cache, request coalescing and MISP.
 //! - [`answer`]: renders the Graylog body, the MISP-shaped drop-in body and `--field` values.
 //! - [`http`]: routes, handlers, authentication and the error table.
 //! - [`metrics`]: every Prometheus metric, defined once.
+//! - [`log_limit`]: rate limiting of repeated log lines.
+//! - [`ttl`]: freshness tables by indicator kind.
 //! - [`demo`]: the MISP emulator behind `--demo` and the integration tests.
 
 pub mod answer;
+pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod indicator;
+pub mod log_limit;
 pub mod lookup;
 pub mod metrics;
 pub mod misp;
+pub mod redis_tier;
+pub mod ttl;

@@ -1,5 +1,5 @@
-//! The lookup service: cache first, then one MISP request per key shared by every concurrent
-//! caller, then exact matching and rendering.
+//! The lookup service: the in-process tier, then Redis, then one MISP request per key shared by
+//! every concurrent caller (and batched with other keys), then exact matching and rendering.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,16 +11,18 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::answer::{self, Renderer};
-use crate::cache::{Cache, Entry};
+use crate::batch::Batcher;
+use crate::cache::{self, Cache, Entry, Freshness};
 use crate::config::{Config, Secret};
-use crate::indicator::Indicator;
+use crate::indicator::{Indicator, Kind};
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
+use crate::misp::guard::Upstream;
 use crate::misp::matching::attribute_matches;
 use crate::misp::types::TypeFilter;
 use crate::misp::{Client, MispError, SearchRequest};
-
-/// Version prefix of every cache key, so that a change of the stored format cannot be misread.
-const CACHE_KEY_VERSION: &str = "v1";
+use crate::redis_tier::RedisTier;
+use crate::ttl::TtlTable;
 
 /// Shortest interval between two log lines for the same MISP error code.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -34,6 +36,10 @@ pub enum CacheStatus {
     Miss,
     /// This caller joined a MISP request that another caller had started.
     Coalesced,
+    /// A fresh entry of the shared Redis tier.
+    Redis,
+    /// An expired entry within `--stale-max`, served while a refresh runs in the background.
+    Stale,
 }
 
 impl CacheStatus {
@@ -43,6 +49,8 @@ impl CacheStatus {
             Self::Hit => "hit",
             Self::Miss => "miss",
             Self::Coalesced => "coalesced",
+            Self::Redis => "redis",
+            Self::Stale => "stale",
         }
     }
 }
@@ -85,13 +93,12 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The part of a cache key that identifies the caller: a SHA-256 digest of the forwarded
-    /// key, never the key itself, or `-` when the service's own key is used.
-    fn cache_identity(&self) -> String {
-        match &self.misp_key {
-            Some(key) => hex::encode(Sha256::digest(key.expose().as_bytes())),
-            None => "-".to_owned(),
-        }
+    /// The caller's identity in cache keys: a SHA-256 digest of the forwarded key, never the
+    /// key itself, or `None` when the service's own key is used.
+    fn identity(&self) -> Option<String> {
+        self.misp_key
+            .as_ref()
+            .map(|key| hex::encode(Sha256::digest(key.expose().as_bytes())))
     }
 }
 
@@ -101,17 +108,22 @@ pub struct Query {
     cache_key: Arc<str>,
     search: SearchRequest,
     caller: Caller,
+    identity: Option<String>,
     render: Render,
+    /// The normalized values and their kinds, for TTLs and purges.
+    values: Vec<(String, Kind)>,
     /// Answered as "not found" without asking MISP, because no attribute can match.
     unmatchable: bool,
 }
 
 impl Query {
-    /// A drop-in restSearch query. `values` are the normalized search values and `search` the
-    /// complete request to send; every parameter in it becomes part of the cache key.
-    pub fn dropin(search: SearchRequest, values: Vec<String>, caller: Caller) -> Self {
+    /// A drop-in restSearch query. `values` are the normalized search values that can match
+    /// something and `search` the complete request to send; every parameter in it becomes part
+    /// of the cache key.
+    pub fn dropin(search: SearchRequest, values: Vec<(String, Kind)>, caller: Caller) -> Self {
         let unmatchable = values.is_empty();
-        Self::build("dropin", search, caller, Render::Dropin(values), unmatchable)
+        let render = Render::Dropin(values.iter().map(|(value, _)| value.clone()).collect());
+        Self::build("dropin", search, caller, render, values, unmatchable)
     }
 
     fn build(
@@ -119,18 +131,25 @@ impl Query {
         search: SearchRequest,
         caller: Caller,
         render: Render,
+        values: Vec<(String, Kind)>,
         unmatchable: bool,
     ) -> Self {
         let body = serde_json::to_string(search.body()).expect("a JSON map always serializes");
-        let cache_key = format!(
-            "{CACHE_KEY_VERSION}\u{1f}{endpoint}\u{1f}{}\u{1f}{body}",
-            caller.cache_identity()
+        let identity = caller.identity();
+        let plain_values: Vec<String> = values.iter().map(|(value, _)| value.clone()).collect();
+        let cache_key = cache::cache_key(
+            endpoint,
+            identity.as_deref().unwrap_or("-"),
+            &plain_values,
+            &body,
         );
         Self {
-            cache_key: cache_key.into(),
+            cache_key,
             search,
             caller,
+            identity,
             render,
+            values,
             unmatchable,
         }
     }
@@ -146,40 +165,85 @@ type SharedLoad = Shared<BoxFuture<'static, Result<Arc<Entry>, LookupError>>>;
 /// The lookup service shared by every HTTP worker.
 pub struct Service {
     cache: Cache,
-    misp: Client,
+    redis: Option<Arc<RedisTier>>,
+    upstream: Arc<Upstream>,
+    batcher: Option<Batcher>,
     renderer: Renderer,
     inflight: Mutex<HashMap<Arc<str>, SharedLoad>>,
     limit: u32,
     include: Vec<&'static str>,
-    ttl_hit: Duration,
-    ttl_miss: Duration,
+    ttl_hit: TtlTable,
+    ttl_miss: TtlTable,
+    answer_deadline: Duration,
     metrics: Metrics,
-    error_log: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
+    error_log: LogLimiter,
+}
+
+/// Why the service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The MISP client could not be built (for example, a bad CA certificate).
+    #[error("cannot build the MISP client (check --misp-ca-cert): {0}")]
+    Client(#[from] reqwest::Error),
+    /// The Redis URL could not be used.
+    #[error("invalid --redis-url: {0}")]
+    Redis(#[from] fred::error::Error),
 }
 
 impl Service {
-    /// Builds the service from a validated configuration.
-    pub fn new(config: &Config, metrics: Metrics) -> Result<Self, reqwest::Error> {
+    /// Builds the service from a validated configuration; must run inside a Tokio runtime,
+    /// because the batching task and the Redis connection start here.
+    pub fn new(config: &Config, metrics: Metrics) -> Result<Self, ServiceError> {
+        let client = Client::new(&config.misp, metrics.clone())?;
+        let upstream = Arc::new(Upstream::new(
+            client,
+            config.protection.clone(),
+            config.misp.timeout,
+            metrics.clone(),
+        ));
+        let batcher = (config.batch.max_keys > 1).then(|| {
+            Batcher::spawn(
+                Arc::clone(&upstream),
+                config.batch.clone(),
+                config.misp.limit,
+                metrics.clone(),
+            )
+        });
+        let max_ttl = config.ttl_hit.max().max(config.ttl_miss.max());
+        let redis = config
+            .redis
+            .as_ref()
+            .map(|redis| RedisTier::connect(redis, config.stale_max, max_ttl, metrics.clone()))
+            .transpose()?;
+
         Ok(Self {
-            cache: Cache::new(config.cache_capacity, metrics.clone()),
-            misp: Client::new(&config.misp, metrics.clone())?,
+            cache: Cache::new(config.cache_capacity, config.stale_max, metrics.clone()),
+            redis,
+            upstream,
+            batcher,
             renderer: Renderer::new(config.public_url.clone(), config.fields.clone()),
             inflight: Mutex::new(HashMap::new()),
             limit: config.misp.limit,
             include: config.misp.include.iter().map(|i| i.parameter()).collect(),
-            ttl_hit: config.ttl_hit,
-            ttl_miss: config.ttl_miss,
+            ttl_hit: config.ttl_hit.clone(),
+            ttl_miss: config.ttl_miss.clone(),
+            answer_deadline: config.answer_deadline,
             metrics,
-            error_log: Mutex::new(HashMap::new()),
+            error_log: LogLimiter::new(ERROR_LOG_INTERVAL),
         })
     }
 
     /// The MISP client, for the readiness probe.
     pub fn misp(&self) -> &Client {
-        &self.misp
+        self.upstream.client()
     }
 
-    /// The number of cached entries.
+    /// The shared Redis tier, if configured.
+    pub fn redis(&self) -> Option<&Arc<RedisTier>> {
+        self.redis.as_ref()
+    }
+
+    /// The number of entries in the in-process tier.
     pub fn cache_len(&self) -> usize {
         self.cache.len()
     }
@@ -208,49 +272,85 @@ impl Service {
         for parameter in &self.include {
             search.set(parameter, Value::Bool(true));
         }
+        let values = vec![(indicator.value().to_owned(), indicator.kind())];
         Query::build(
             "lookup",
             search,
             caller,
             Render::Graylog(indicator),
+            values,
             unmatchable,
         )
     }
 
-    /// Answers a query from the cache, or from MISP with one request for all concurrent
-    /// callers of the same cache key.
+    /// Answers a query from the in-process tier, Redis, or MISP.
     ///
-    /// The MISP request runs in its own task: a caller that disconnects does not cancel it, so
-    /// its answer still fills the cache for the next caller.
+    /// A stale entry is answered at once while one background refresh runs. Otherwise the
+    /// caller joins the key's MISP request (or starts it) and waits at most
+    /// `--answer-deadline`; the request runs in its own task, so an answer that comes later,
+    /// or after the caller disconnected, still fills the cache.
     pub async fn lookup(self: &Arc<Self>, query: Query) -> Result<Served, LookupError> {
-        if let Some(entry) = self.cache.get(&query.cache_key) {
-            return Ok(Served {
-                entry,
-                status: CacheStatus::Hit,
-            });
-        }
-
-        let (load, status) = {
-            let mut inflight = self.inflight.lock().expect("in-flight map lock");
-            if let Some(load) = inflight.get(&query.cache_key) {
-                self.metrics.coalesced_waiters.inc();
-                (load.clone(), CacheStatus::Coalesced)
-            } else if let Some(entry) = self.cache.peek(&query.cache_key) {
-                // A load finished between the first read and taking the lock.
+        let mut stale = match self.cache.get(&query.cache_key) {
+            Some((entry, Freshness::Fresh)) => {
                 return Ok(Served {
                     entry,
                     status: CacheStatus::Hit,
                 });
-            } else {
-                let key = Arc::clone(&query.cache_key);
-                let load = self.start_load(query);
-                inflight.insert(key, load.clone());
-                (load, CacheStatus::Miss)
             }
+            Some((entry, Freshness::Stale)) => Some(entry),
+            None => None,
         };
 
-        let entry = load.await?;
-        Ok(Served { entry, status })
+        if let Some(redis) = &self.redis {
+            match redis.get(&query.cache_key).await {
+                Some((entry, Freshness::Fresh)) => {
+                    self.cache
+                        .insert(Arc::clone(&query.cache_key), Arc::clone(&entry));
+                    return Ok(Served {
+                        entry,
+                        status: CacheStatus::Redis,
+                    });
+                }
+                Some((entry, Freshness::Stale)) if stale.is_none() => stale = Some(entry),
+                _ => {}
+            }
+        }
+
+        let (load, status) = self.join_or_start(query);
+        if let Some(entry) = stale {
+            self.metrics.stale_served.inc();
+            return Ok(Served {
+                entry,
+                status: CacheStatus::Stale,
+            });
+        }
+        match tokio::time::timeout(self.answer_deadline, load).await {
+            Ok(result) => result.map(|entry| Served { entry, status }),
+            Err(_) => {
+                self.metrics.deadline_exceeded.inc();
+                Err(LookupError::Misp(MispError::Timeout {
+                    after: self.answer_deadline,
+                }))
+            }
+        }
+    }
+
+    /// Joins the load running for the query's key, or starts one.
+    fn join_or_start(self: &Arc<Self>, query: Query) -> (SharedLoad, CacheStatus) {
+        let mut inflight = self.inflight.lock().expect("in-flight map lock");
+        if let Some(load) = inflight.get(&query.cache_key) {
+            self.metrics.coalesced_waiters.inc();
+            return (load.clone(), CacheStatus::Coalesced);
+        }
+        if let Some(entry) = self.cache.peek(&query.cache_key) {
+            // A load finished between the first read and taking the lock.
+            let ready: SharedLoad = futures::future::ready(Ok(entry)).boxed().shared();
+            return (ready, CacheStatus::Hit);
+        }
+        let key = Arc::clone(&query.cache_key);
+        let load = self.start_load(query);
+        inflight.insert(key, load.clone());
+        (load, CacheStatus::Miss)
     }
 
     fn start_load(self: &Arc<Self>, query: Query) -> SharedLoad {
@@ -275,14 +375,10 @@ impl Service {
     }
 
     async fn load(&self, query: &Query) -> Result<Arc<Entry>, LookupError> {
-        let attributes = if query.unmatchable {
-            Vec::new()
-        } else {
-            self.misp
-                .rest_search(&query.search, query.caller.misp_key.as_ref())
-                .await
-                .inspect_err(|err| self.log_misp_error(err))?
-        };
+        let attributes = self
+            .fetch(query)
+            .await
+            .inspect_err(|err| self.log_misp_error(err))?;
         let received = attributes.len();
 
         let (body, found) = match &query.render {
@@ -315,29 +411,91 @@ impl Service {
             body,
             found,
             stored_at: Instant::now(),
-            ttl: if found { self.ttl_hit } else { self.ttl_miss },
+            ttl: self.ttl_for(query, found),
         });
         self.cache
             .insert(Arc::clone(&query.cache_key), Arc::clone(&entry));
+        if let Some(redis) = &self.redis {
+            let values = query
+                .values
+                .iter()
+                .map(|(value, _)| value.clone())
+                .collect();
+            redis.spawn_set(&query.cache_key, values, Arc::clone(&entry));
+        }
         Ok(entry)
+    }
+
+    /// Asks MISP, through the batcher for single-key native lookups.
+    async fn fetch(&self, query: &Query) -> Result<Vec<Value>, MispError> {
+        if query.unmatchable {
+            return Ok(Vec::new());
+        }
+        if let (Some(batcher), Render::Graylog(indicator)) = (&self.batcher, &query.render) {
+            return batcher
+                .search(
+                    query.search.clone(),
+                    indicator.value().to_owned(),
+                    query.caller.misp_key.clone(),
+                    query.identity.clone(),
+                )
+                .await;
+        }
+        self.upstream
+            .search(
+                &query.search,
+                query.caller.misp_key.as_ref(),
+                query.identity.as_deref(),
+            )
+            .await
+    }
+
+    /// The TTL of an answer: by kind and outcome, the shortest over a drop-in's values.
+    fn ttl_for(&self, query: &Query, found: bool) -> Duration {
+        let table = if found { &self.ttl_hit } else { &self.ttl_miss };
+        query
+            .values
+            .iter()
+            .map(|(_, kind)| table.for_kind(*kind))
+            .min()
+            .unwrap_or_else(|| table.for_kind(Kind::Other))
+    }
+
+    /// Removes every cached entry of a normalized value in both tiers. Returns the entries
+    /// removed from the in-process tier and from Redis.
+    pub async fn purge_value(&self, value: &str) -> Result<(usize, usize), fred::error::Error> {
+        let memory = self.cache.purge_value(value);
+        let redis = match &self.redis {
+            Some(redis) => redis.purge_value(value).await?,
+            None => 0,
+        };
+        self.count_purged(memory, redis);
+        Ok((memory, redis))
+    }
+
+    /// Removes every cached entry in both tiers.
+    pub async fn purge_all(&self) -> Result<(usize, usize), fred::error::Error> {
+        let memory = self.cache.purge_all();
+        let redis = match &self.redis {
+            Some(redis) => redis.purge_all().await?,
+            None => 0,
+        };
+        self.count_purged(memory, redis);
+        Ok((memory, redis))
+    }
+
+    fn count_purged(&self, memory: usize, redis: usize) {
+        let purged = &self.metrics.cache_purged;
+        purged.with_label_values(&["memory"]).inc_by(memory as u64);
+        purged.with_label_values(&["redis"]).inc_by(redis as u64);
     }
 
     /// Logs a MISP failure at most once per [`ERROR_LOG_INTERVAL`] for each error code, with
     /// the number of failures not logged since, so that an outage does not flood the log.
     fn log_misp_error(&self, err: &MispError) {
         let code = err.code();
-        let now = Instant::now();
-        let suppressed = {
-            let mut log = self.error_log.lock().expect("error log lock");
-            let slot = log.entry(code).or_insert((None, 0));
-            if slot.0.is_some_and(|last| now.duration_since(last) < ERROR_LOG_INTERVAL) {
-                slot.1 += 1;
-                return;
-            }
-            let suppressed = slot.1;
-            *slot = (Some(now), 0);
-            suppressed
-        };
-        tracing::warn!(code, error = %err, suppressed, "MISP request failed");
+        if let Some(suppressed) = self.error_log.allow(code) {
+            tracing::warn!(code, error = %err, suppressed, "MISP request failed");
+        }
     }
 }

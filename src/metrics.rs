@@ -265,7 +265,9 @@ impl Metrics {
                 "misp_lookup_misp_matches",
                 "Attributes that matched the key exactly in one MISP answer.",
             )
-            .buckets(vec![0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0]),
+            .buckets(vec![
+                0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0,
+            ]),
         )
         .expect("valid metric");
 

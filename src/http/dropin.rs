@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use futures::StreamExt;
-
-use super::{AppState, MAX_BODY_BYTES};
 use super::error::{ApiError, DropinError};
 use super::lookup::served_response;
-use crate::indicator;
+use super::{AppState, MAX_BODY_BYTES, read_body};
+use crate::indicator::{self, Kind};
 use crate::lookup::{Caller, Query, Served};
 use crate::misp::SearchRequest;
 use crate::misp::types::MISP_TYPES;
@@ -96,7 +94,7 @@ pub async fn search_post(
     let path = request.uri().path().to_owned();
     let result = async {
         let caller = state.auth.authorize(&request)?;
-        let body = read_body(payload).await?;
+        let body = read_body(payload, MAX_BODY_BYTES).await?;
         let parameters = body_parameters(&body)?;
         search(parameters, caller, &state).await
     }
@@ -187,19 +185,6 @@ fn url_decode(segment: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::KeyEncoding)
 }
 
-/// Reads the request body up to [`MAX_BODY_BYTES`].
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::InvalidJson(err.to_string()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 fn body_parameters(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MissingValue);
@@ -220,11 +205,12 @@ fn body_parameters(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// Validates drop-in parameters and builds the MISP search. Returns the search and the
-/// normalized values that can match something (`0` and full composite strings cannot).
+/// normalized values, with their kinds, that can match something (`0` and full composite
+/// strings cannot).
 fn build_search(
     parameters: Map<String, Value>,
     default_limit: u32,
-) -> Result<(SearchRequest, Vec<String>), ApiError> {
+) -> Result<(SearchRequest, Vec<(String, Kind)>), ApiError> {
     if let Some(unknown) = parameters
         .keys()
         .find(|name| !SUPPORTED_PARAMETERS.contains(&name.as_str()))
@@ -259,11 +245,11 @@ fn build_search(
             raw_values.len()
         )));
     }
-    let mut values: Vec<String> = Vec::with_capacity(raw_values.len());
+    let mut values: Vec<(String, Kind)> = Vec::with_capacity(raw_values.len());
     for raw in &raw_values {
         let indicator = indicator::parse(raw)?;
-        if !indicator.is_unmatchable() && !values.iter().any(|v| v == indicator.value()) {
-            values.push(indicator.value().to_owned());
+        if !indicator.is_unmatchable() && !values.iter().any(|(v, _)| v == indicator.value()) {
+            values.push((indicator.value().to_owned(), indicator.kind()));
         }
     }
 
@@ -271,10 +257,14 @@ fn build_search(
         Some(limit) => positive_integer("limit", limit, MAX_DROPIN_LIMIT)?,
         None => u64::from(default_limit),
     };
-    let mut search = SearchRequest::new(values.clone(), 1);
+    let plain_values = values.iter().map(|(value, _)| value.clone()).collect();
+    let mut search = SearchRequest::new(plain_values, 1);
     search.set("limit", Value::from(limit));
     if let Some(page) = parameters.get("page") {
-        search.set("page", Value::from(positive_integer("page", page, u64::MAX)?));
+        search.set(
+            "page",
+            Value::from(positive_integer("page", page, u64::MAX)?),
+        );
     }
     if let Some(types) = parameters.get("type") {
         let types = string_list("type", types)?;
@@ -378,9 +368,7 @@ fn positive_integer(name: &str, value: &Value, max: u64) -> Result<u64, ApiError
     number
         .filter(|number| (1..=max).contains(number))
         .ok_or_else(|| {
-            ApiError::UnsupportedParameter(format!(
-                "{name} must be a whole number from 1 to {max}"
-            ))
+            ApiError::UnsupportedParameter(format!("{name} must be a whole number from 1 to {max}"))
         })
 }
 
@@ -413,16 +401,25 @@ mod tests {
 
     #[test]
     fn unknown_parameter_is_rejected() {
-        let err = build_search(json!({"value": "x", "org": "1"}).as_object().cloned().unwrap(), 10)
-            .unwrap_err();
+        let err = build_search(
+            json!({"value": "x", "org": "1"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            10,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "unsupported_parameter");
         assert!(err.to_string().contains("includeEventTags"));
     }
 
     #[test]
     fn operator_value_is_rejected() {
-        let err = build_search(json!({"value": "!1.2.3.4"}).as_object().cloned().unwrap(), 10)
-            .unwrap_err();
+        let err = build_search(
+            json!({"value": "!1.2.3.4"}).as_object().cloned().unwrap(),
+            10,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "key_operator");
     }
 

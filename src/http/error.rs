@@ -65,6 +65,14 @@ pub enum ApiError {
     #[error("the request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
 
+    /// A bulk request with more keys than allowed.
+    #[error("the request has {0} keys; send at most 1000 keys per request")]
+    TooManyKeys(usize),
+
+    /// Redis failed during a cache purge.
+    #[error("the Redis purge failed: {0}; the in-process tier was purged, retry for Redis")]
+    RedisFailed(String),
+
     /// The lookup failed upstream.
     #[error("{0}")]
     Lookup(#[from] LookupError),
@@ -91,6 +99,8 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::TooManyKeys(_) => "too_many_keys",
+            Self::RedisFailed(_) => "redis_failed",
             Self::Lookup(LookupError::Misp(err)) => err.code(),
             Self::Lookup(LookupError::Internal(_)) => "internal_error",
         }
@@ -105,7 +115,9 @@ impl ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidJson(_)
             | Self::MissingValue
-            | Self::UnsupportedParameter(_) => StatusCode::BAD_REQUEST,
+            | Self::UnsupportedParameter(_)
+            | Self::TooManyKeys(_) => StatusCode::BAD_REQUEST,
+            Self::RedisFailed(_) => StatusCode::BAD_GATEWAY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -121,24 +133,29 @@ impl ApiError {
             Self::Lookup(LookupError::Misp(MispError::RateLimited { retry_after })) => {
                 Some(retry_after.unwrap_or(60))
             }
+            Self::Lookup(LookupError::Misp(MispError::CircuitOpen { retry_after })) => {
+                Some((*retry_after).max(1))
+            }
             _ => None,
         }
     }
 
+    /// The JSON error body without MISP's members, as bytes.
+    pub fn body_bytes(&self) -> bytes::Bytes {
+        let message = self.to_string();
+        let body = ErrorBody {
+            code: self.code(),
+            message: &message,
+            name: None,
+            url: None,
+        };
+        bytes::Bytes::from(serde_json::to_vec(&body).expect("an error body always serializes"))
+    }
+
     /// Builds the response, with MISP's `name` and `url` members when `misp_url` is given.
     fn render(&self, misp_url: Option<&str>) -> HttpResponse {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            code: &'static str,
-            message: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            name: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            url: Option<&'a str>,
-        }
-
         let message = self.to_string();
-        let body = Body {
+        let body = ErrorBody {
             code: self.code(),
             message: &message,
             name: misp_url.map(|_| message.as_str()),
@@ -149,13 +166,21 @@ impl ApiError {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if matches!(self, Self::Unauthorized(_)) {
-            response.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            ));
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(body)
     }
+}
+
+/// The JSON error body.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
 }
 
 /// Maps a MISP failure to the status a caller receives: 502 when MISP answered wrongly, 503
@@ -173,9 +198,9 @@ fn misp_status(err: &MispError) -> StatusCode {
         | MispError::Rejected { .. }
         | MispError::Unavailable { .. }
         | MispError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
-        MispError::RateLimited { .. } | MispError::Unreachable { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        MispError::RateLimited { .. }
+        | MispError::Unreachable { .. }
+        | MispError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
         MispError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
     }
 }

@@ -55,7 +55,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "misp": misp,
-        "cache": {"entries": state.service.cache_len()},
+        "cache": {
+            "entries": state.service.cache_len(),
+            "redis": state.service.redis().map_or("not_configured", |redis| redis.state()),
+        },
     });
     let mut response = if ready {
         HttpResponse::Ok()
@@ -97,11 +100,7 @@ async fn probe(state: &AppState) -> MispState {
         Ok(()) => ("ok", None),
         Err(err) => (err.code(), Some(err.to_string())),
     };
-    state
-        .metrics
-        .misp_probes
-        .with_label_values(&[label])
-        .inc();
+    state.metrics.misp_probes.with_label_values(&[label]).inc();
     if let Err(err) = &result {
         tracing::warn!(code = label, error = %err, "MISP readiness probe failed");
     }

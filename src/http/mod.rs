@@ -1,6 +1,8 @@
 //! The HTTP server: routes, shared state and start-up.
 
+pub mod admin;
 pub mod auth;
+pub mod bulk;
 pub mod dropin;
 pub mod error;
 pub mod health;
@@ -8,11 +10,11 @@ pub mod lookup;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::{Service as _, ServerHandle};
+use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 
 use self::auth::AuthPolicy;
 use self::error::ApiError;
@@ -21,8 +23,11 @@ use crate::demo::{self, Emulator, EmulatorConfig};
 use crate::lookup::Service;
 use crate::metrics::{Metrics, status_class};
 
-/// Largest request body accepted (a drop-in search), in bytes.
+/// Largest request body accepted by the drop-in search, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest bulk lookup body: 1,000 keys of up to 4,096 bytes, with room for JSON escaping.
+pub const BULK_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// How long in-flight requests may finish after a stop signal. It stays below Kubernetes'
 /// default `terminationGracePeriodSeconds` of 30 s.
@@ -38,6 +43,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The last readiness probe of MISP.
     pub readiness: health::Readiness,
+    /// Token required by the cache administration endpoints.
+    pub admin_token: Option<Secret>,
 }
 
 /// Why the server could not start.
@@ -54,9 +61,9 @@ pub enum StartError {
     /// The demo MISP emulator could not start.
     #[error("cannot start the demo MISP emulator: {0}")]
     Demo(std::io::Error),
-    /// The MISP client could not be built (for example, a bad CA certificate).
-    #[error("cannot build the MISP client (check --misp-ca-cert): {0}")]
-    Client(#[from] reqwest::Error),
+    /// The lookup service could not be built.
+    #[error(transparent)]
+    Service(#[from] crate::lookup::ServiceError),
 }
 
 /// A started server.
@@ -135,7 +142,15 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         },
         metrics,
         readiness: health::Readiness::default(),
+        admin_token: config.admin_token.clone(),
     });
+    if let Some(redis) = state.service.redis() {
+        if redis.wait_connected(Duration::from_secs(2)).await {
+            tracing::info!("connected to Redis");
+        } else {
+            tracing::warn!("Redis is not reachable yet; lookups go on without it meanwhile");
+        }
+    }
 
     let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -148,9 +163,10 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::QueryConfig::default().error_handler(|err, _request| {
-                ApiError::InvalidQuery(err.to_string()).into()
-            }))
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _request| ApiError::InvalidQuery(err.to_string()).into()),
+            )
             .wrap_fn(|request, service| {
                 let started = Instant::now();
                 let route = request
@@ -201,8 +217,23 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(
+            web::resource("/lookup")
+                .route(web::post().to(bulk::bulk_lookup))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
             web::resource("/lookup/{key:.*}")
                 .route(web::get().to(lookup::lookup))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/cache")
+                .route(web::delete().to(admin::purge_all))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/cache/{key:.*}")
+                .route(web::delete().to(admin::purge_key))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
@@ -221,6 +252,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.yaml", web::get().to(health::openapi))
         .default_service(web::to(not_found));
+}
+
+/// Reads a request body up to `limit` bytes; a larger one is a 413 with a JSON body.
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

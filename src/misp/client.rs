@@ -150,18 +150,18 @@ impl Client {
         caller_key: Option<&Secret>,
     ) -> Result<Vec<u8>, MispError> {
         let key = caller_key.or(self.key.as_ref());
-        let mut builder = builder
-            .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("misp-lookup/", env!("CARGO_PKG_VERSION")));
+        let mut builder = builder.header(ACCEPT, "application/json").header(
+            USER_AGENT,
+            concat!("misp-lookup/", env!("CARGO_PKG_VERSION")),
+        );
         if let Some(key) = key {
             // An invalid header value cannot come from a validated key, but a forwarded one
             // can; MISP would reject it, so report it the same way.
-            let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                MispError::AuthFailed {
+            let mut value =
+                HeaderValue::from_str(key.expose()).map_err(|_| MispError::AuthFailed {
                     caller_key: caller_key.is_some(),
                     status: 403,
-                }
-            })?;
+                })?;
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
@@ -180,7 +180,11 @@ impl Client {
             }
             Err(MispError::Unavailable { reason }) if reason.starts_with("redirect") => "3xx",
             Err(MispError::Unavailable { .. } | MispError::BadResponse { .. }) => "2xx",
-            Err(MispError::Timeout { .. } | MispError::Unreachable { .. }) => "error",
+            Err(
+                MispError::Timeout { .. }
+                | MispError::Unreachable { .. }
+                | MispError::CircuitOpen { .. },
+            ) => "error",
         };
         self.metrics.misp_requests.with_label_values(&[class]).inc();
         self.metrics
@@ -310,11 +314,10 @@ impl Client {
 /// {"Attribute": [...]}}`, the `{"Attribute": [...]}` form that PyMISP-style proxies send, or
 /// `{"response": []}`, which some MISP versions send for no match.
 fn parse_attributes(body: &[u8]) -> Result<Vec<Value>, MispError> {
-    let mut document: Value = serde_json::from_slice(body).map_err(|err| {
-        MispError::BadResponse {
+    let mut document: Value =
+        serde_json::from_slice(body).map_err(|err| MispError::BadResponse {
             reason: format!("the body is not valid JSON: {err}"),
-        }
-    })?;
+        })?;
     let container = match document.get_mut("response") {
         Some(response) => response,
         None => &mut document,

@@ -18,7 +18,8 @@ pub enum MispError {
         status: u16,
     },
 
-    /// MISP answered 429 because the key's role is rate-limited.
+    /// MISP answered 429 because the key's role is rate-limited, or an earlier 429's reset
+    /// time has not passed yet, so MISP was not asked.
     #[error("MISP rate-limited the search (HTTP 429){}", retry_after_text(*.retry_after))]
     RateLimited {
         /// Seconds until MISP's rate-limit window resets, from `X-Rate-Limit-Reset`.
@@ -63,6 +64,16 @@ pub enum MispError {
         after: Duration,
     },
 
+    /// The circuit breaker is open after repeated failures: MISP was not asked.
+    #[error(
+        "MISP failed repeatedly, so new lookups fail fast for {retry_after} s before MISP is \
+         tried again"
+    )]
+    CircuitOpen {
+        /// Seconds until the breaker lets a probe request through.
+        retry_after: u64,
+    },
+
     /// The connection to MISP could not be made or broke off.
     #[error("MISP is unreachable: {reason}")]
     Unreachable {
@@ -88,6 +99,7 @@ impl MispError {
             Self::Unavailable { .. } => "misp_unavailable",
             Self::BadResponse { .. } => "misp_bad_response",
             Self::Timeout { .. } => "misp_timeout",
+            Self::CircuitOpen { .. } => "misp_circuit_open",
             Self::Unreachable { .. } => "misp_unreachable",
         }
     }

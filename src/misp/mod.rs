@@ -1,8 +1,9 @@
-//! Everything about MISP: the restSearch client, its errors, attribute types and the rule that
-//! decides whether an attribute matches a key.
+//! Everything about MISP: the restSearch client, its errors, the protections in front of it,
+//! attribute types and the rule that decides whether an attribute matches a key.
 
 pub mod client;
 pub mod error;
+pub mod guard;
 pub mod matching;
 pub mod types;
 

@@ -1,0 +1,363 @@
+//! The shared cache tier in Redis: single server, Sentinel or Cluster, through fred.
+//!
+//! Every operation is bounded by `--redis-timeout`; a failure or a timeout is counted, logged at
+//! most once per interval, and treated as a miss, so no lookup fails because Redis failed.
+//! fred reconnects by itself in the background.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use fred::prelude::{
+    Builder, ClientLike, Config, Error as RedisError, Expiration, KeysInterface, ReconnectPolicy,
+    SetsInterface,
+};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::cache::{Entry, Freshness, KEY_VERSION};
+use crate::config::RedisConfig;
+use crate::log_limit::LogLimiter;
+use crate::metrics::Metrics;
+
+/// Prefix of every Redis key this service writes.
+const KEY_PREFIX: &str = "misp-lookup";
+
+/// Format version of a stored entry, its first byte.
+const ENTRY_FORMAT: u8 = 1;
+
+/// Bytes before the body in a stored entry: format, found flag, stored-at and TTL in ms.
+const HEADER_LEN: usize = 1 + 1 + 8 + 8;
+
+/// The shared tier.
+pub struct RedisTier {
+    client: fred::clients::Client,
+    clustered: bool,
+    timeout: Duration,
+    stale_max: Duration,
+    /// How long a value's index set lives: the longest TTL plus `stale_max`.
+    index_ttl: Duration,
+    up: AtomicBool,
+    metrics: Metrics,
+    log: LogLimiter,
+}
+
+impl RedisTier {
+    /// Creates the client and starts connecting in the background. A Redis that is down at
+    /// start only delays the shared tier; the service starts anyway.
+    pub fn connect(
+        config: &RedisConfig,
+        stale_max: Duration,
+        max_ttl: Duration,
+        metrics: Metrics,
+    ) -> Result<Arc<Self>, RedisError> {
+        let redis_config = Config::from_url(config.url.expose())?;
+        let clustered = redis_config.server.is_clustered();
+        let client = Builder::from_config(redis_config)
+            .with_connection_config(|connection| {
+                connection.connection_timeout = Duration::from_secs(2);
+                connection.internal_command_timeout = Duration::from_secs(2);
+                // A command is not retried past the lookup's own bound on Redis.
+                connection.max_command_attempts = 1;
+            })
+            .with_performance_config(|performance| {
+                performance.default_command_timeout = config.timeout;
+            })
+            // Forever, from 100 ms up to 5 s between attempts.
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build()?;
+        let _connection_task = client.connect();
+
+        let tier = Arc::new(Self {
+            client,
+            clustered,
+            timeout: config.timeout,
+            stale_max,
+            index_ttl: max_ttl + stale_max,
+            up: AtomicBool::new(false),
+            metrics,
+            log: LogLimiter::new(Duration::from_secs(10)),
+        });
+        tier.metrics.redis_up.set(0);
+        Ok(tier)
+    }
+
+    /// Waits up to `wait` for the first connection; returns whether Redis is connected.
+    pub async fn wait_connected(&self, wait: Duration) -> bool {
+        let connected = tokio::time::timeout(wait, self.client.wait_for_connect())
+            .await
+            .is_ok_and(|result| result.is_ok());
+        self.set_up(connected);
+        connected
+    }
+
+    /// `up` or `down`, as last observed.
+    pub fn state(&self) -> &'static str {
+        if self.up.load(Ordering::Relaxed) && self.client.is_connected() {
+            "up"
+        } else {
+            "down"
+        }
+    }
+
+    /// Reads an entry; `None` on a miss, an expired entry, an unreadable entry or any failure.
+    pub async fn get(&self, cache_key: &str) -> Option<(Arc<Entry>, Freshness)> {
+        let key = entry_key(cache_key);
+        let result: Result<Option<Vec<u8>>, _> =
+            self.bounded("get", self.client.get(key.as_str())).await;
+        let stored = result.ok().flatten();
+        let decoded = stored.and_then(|bytes| decode(&bytes));
+        let servable = decoded.and_then(|entry| {
+            let now = Instant::now();
+            if entry.is_fresh(now) {
+                Some((Arc::new(entry), Freshness::Fresh))
+            } else if entry.is_servable(now, self.stale_max) {
+                Some((Arc::new(entry), Freshness::Stale))
+            } else {
+                None
+            }
+        });
+        let tier = &["redis"];
+        match servable {
+            Some((_, Freshness::Fresh)) => self.metrics.cache_hits.with_label_values(tier).inc(),
+            _ => self.metrics.cache_misses.with_label_values(tier).inc(),
+        }
+        servable
+    }
+
+    /// Writes an entry in the background; it expires in Redis when it can no longer be served.
+    /// `values` are the normalized values it answers, indexed for purges.
+    pub fn spawn_set(self: &Arc<Self>, cache_key: &str, values: Vec<String>, entry: Arc<Entry>) {
+        let tier = Arc::clone(self);
+        let key = entry_key(cache_key);
+        tokio::spawn(async move {
+            let expiry = entry.ttl + tier.stale_max;
+            let milliseconds = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
+            let encoded = encode(&entry);
+            let set: Result<(), _> = tier
+                .bounded(
+                    "set",
+                    tier.client.set(
+                        key.as_str(),
+                        encoded.as_slice(),
+                        Some(Expiration::PX(milliseconds)),
+                        None,
+                        false,
+                    ),
+                )
+                .await;
+            if set.is_err() {
+                return;
+            }
+            let index_ms = i64::try_from(tier.index_ttl.as_millis()).unwrap_or(i64::MAX);
+            for value in values {
+                let index = index_key(&value);
+                let added: Result<(), _> = tier
+                    .bounded("set", tier.client.sadd(index.as_str(), key.as_str()))
+                    .await;
+                if added.is_ok() {
+                    let _: Result<(), _> = tier
+                        .bounded("set", tier.client.pexpire(index.as_str(), index_ms, None))
+                        .await;
+                }
+            }
+        });
+    }
+
+    /// Removes every entry of a normalized value. Returns the number of entries removed.
+    pub async fn purge_value(&self, value: &str) -> Result<usize, RedisError> {
+        let index = index_key(value);
+        let members: Vec<String> =
+            with_timeout(ADMIN_TIMEOUT, self.client.smembers(index.as_str())).await?;
+        let mut removed = 0;
+        // One key per DEL, because a Redis Cluster rejects multi-key commands across slots.
+        for member in &members {
+            let count: i64 = with_timeout(ADMIN_TIMEOUT, self.client.del(member.as_str())).await?;
+            removed += usize::try_from(count).unwrap_or(0);
+        }
+        let _: i64 = with_timeout(ADMIN_TIMEOUT, self.client.del(index.as_str())).await?;
+        Ok(removed)
+    }
+
+    /// Removes every key this service wrote. Returns the number of entries removed.
+    pub async fn purge_all(&self) -> Result<usize, RedisError> {
+        let pattern = format!("{KEY_PREFIX}:{KEY_VERSION}:*");
+        let mut keys = if self.clustered {
+            self.client
+                .scan_cluster_buffered(pattern, Some(500), None)
+                .boxed()
+        } else {
+            self.client.scan_buffered(pattern, Some(500), None).boxed()
+        };
+        let entry_prefix = format!("{KEY_PREFIX}:{KEY_VERSION}:e:");
+        let mut removed = 0;
+        while let Some(key) = keys.next().await {
+            let key = key?;
+            let Some(name) = key.as_str().map(str::to_owned) else {
+                continue;
+            };
+            let count: i64 = with_timeout(ADMIN_TIMEOUT, self.client.del(name.as_str())).await?;
+            if name.starts_with(&entry_prefix) {
+                removed += usize::try_from(count).unwrap_or(0);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs one Redis operation within `--redis-timeout`, recording failures.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        future: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, ()> {
+        match tokio::time::timeout(self.timeout, future).await {
+            Ok(Ok(value)) => {
+                self.set_up(true);
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                self.fail(operation, &err.to_string());
+                Err(())
+            }
+            Err(_) => {
+                self.fail(operation, "timed out");
+                Err(())
+            }
+        }
+    }
+
+    fn fail(&self, operation: &'static str, reason: &str) {
+        self.metrics
+            .redis_errors
+            .with_label_values(&[operation])
+            .inc();
+        self.set_up(self.client.is_connected());
+        if let Some(suppressed) = self.log.allow(operation) {
+            tracing::warn!(
+                operation,
+                error = reason,
+                suppressed,
+                "Redis operation failed; lookups go on without the shared tier"
+            );
+        }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+        self.metrics.redis_up.set(i64::from(up));
+    }
+}
+
+/// Longest wait for one Redis command of a purge, which an operator runs by hand.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn with_timeout<T>(
+    limit: Duration,
+    future: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::new(
+                fred::error::ErrorKind::Timeout,
+                "Redis did not answer in time",
+            ))
+        })
+}
+
+/// The Redis key of a cache entry: a digest of the cache key, which keeps keys short and
+/// holds caller identities only as digests of digests.
+fn entry_key(cache_key: &str) -> String {
+    let digest = hex::encode(Sha256::digest(cache_key.as_bytes()));
+    format!("{KEY_PREFIX}:{KEY_VERSION}:e:{digest}")
+}
+
+/// The Redis key of the set that lists a value's entries.
+fn index_key(value: &str) -> String {
+    let digest = hex::encode(Sha256::digest(value.as_bytes()));
+    format!("{KEY_PREFIX}:{KEY_VERSION}:v:{digest}")
+}
+
+/// Encodes an entry with its wall-clock store time, so that every replica computes the same
+/// age and both tiers agree on freshness.
+fn encode(entry: &Entry) -> Vec<u8> {
+    let age = entry.stored_at.elapsed();
+    let stored_at_ms = unix_millis().saturating_sub(millis(age));
+    let mut bytes = Vec::with_capacity(HEADER_LEN + entry.body.len());
+    bytes.push(ENTRY_FORMAT);
+    bytes.push(u8::from(entry.found));
+    bytes.extend_from_slice(&stored_at_ms.to_be_bytes());
+    bytes.extend_from_slice(&millis(entry.ttl).to_be_bytes());
+    bytes.extend_from_slice(&entry.body);
+    bytes
+}
+
+/// Decodes an entry; `None` for another format version or a truncated value.
+fn decode(bytes: &[u8]) -> Option<Entry> {
+    if bytes.len() < HEADER_LEN || bytes[0] != ENTRY_FORMAT {
+        return None;
+    }
+    let found = bytes[1] != 0;
+    let stored_at_ms = u64::from_be_bytes(bytes[2..10].try_into().ok()?);
+    let ttl_ms = u64::from_be_bytes(bytes[10..18].try_into().ok()?);
+    let age = Duration::from_millis(unix_millis().saturating_sub(stored_at_ms));
+    Some(Entry {
+        body: Bytes::copy_from_slice(&bytes[HEADER_LEN..]),
+        found,
+        stored_at: Instant::now().checked_sub(age)?,
+        ttl: Duration::from_millis(ttl_ms),
+    })
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_round_trips_with_age() {
+        let entry = Entry {
+            body: Bytes::from_static(b"{\"found\":true}"),
+            found: true,
+            stored_at: Instant::now() - Duration::from_secs(5),
+            ttl: Duration::from_secs(60),
+        };
+        let decoded = decode(&encode(&entry)).unwrap();
+        assert_eq!(decoded.body, entry.body);
+        assert!(decoded.found);
+        assert_eq!(decoded.ttl, entry.ttl);
+        let age = decoded.stored_at.elapsed();
+        assert!(age >= Duration::from_millis(4900), "age {age:?}");
+        assert!(age < Duration::from_secs(7), "age {age:?}");
+    }
+
+    #[test]
+    fn other_format_is_ignored() {
+        let mut bytes = encode(&Entry {
+            body: Bytes::new(),
+            found: false,
+            stored_at: Instant::now(),
+            ttl: Duration::from_secs(1),
+        });
+        bytes[0] = 99;
+        assert!(decode(&bytes).is_none());
+        assert!(decode(&bytes[..5]).is_none());
+    }
+
+    #[test]
+    fn keys_hold_no_clear_values() {
+        let key = entry_key("v1\u{1f}lookup\u{1f}abc\u{1f}evil.example\u{1f}{}");
+        assert!(key.starts_with("misp-lookup:v1:e:"));
+        assert!(!key.contains("evil"));
+    }
+}
