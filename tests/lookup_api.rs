@@ -746,8 +746,9 @@ async fn reads_do_not_extend_ttl() {
     let stored = Instant::now();
     assert_eq!(first.x_cache(), "miss", "X-Cache of the first lookup");
 
-    // Reads every 300 ms: if each read restarted the TTL, the entry would never expire.
-    for _ in 0..4 {
+    // Three reads 300 ms apart: if each read restarted the TTL, the entry would not expire
+    // until 1.9 s after it was stored.
+    for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let before = stored.elapsed();
         let reply = harness.lookup(key).await;
@@ -755,7 +756,7 @@ async fn reads_do_not_extend_ttl() {
             assert_eq!(reply.x_cache(), "hit", "X-Cache {:?} after storing", before);
         }
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let late = harness.lookup(key).await;
 
     assert_eq!(
@@ -1466,4 +1467,115 @@ async fn keys_with_slashes_reach_route() {
         assert_eq!(field(&reply, "value"), key, "fields.value of {key:?}");
     }
     harness.stop().await;
+}
+
+/// Polls until `done` holds or `limit` passes; returns whether it held.
+async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_served_while_refreshing() {
+    let harness = Harness::start(&["--ttl-hit", "1s", "--stale-max", "1h"]).await;
+    let key = "203.0.113.77";
+    let first = harness.lookup(key).await;
+    assert_eq!(first.x_cache(), "miss", "X-Cache of the first lookup");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let stale = harness.lookup(key).await;
+
+    assert_eq!(stale.status, 200, "status of an expired entry");
+    assert_eq!(stale.x_cache(), "stale", "X-Cache of an expired entry");
+    assert_eq!(stale.body, first.body, "body of the stale answer");
+    let refreshed = wait_until(Duration::from_secs(5), || {
+        harness.emulator().searches_for(key) == 2
+    })
+    .await;
+    assert!(refreshed, "no background refresh reached MISP within 5 s");
+    let after = wait_until_hit(&harness, key).await;
+    assert_eq!(after.x_cache(), "hit", "X-Cache once the refresh stored");
+    assert_eq!(
+        harness.emulator().searches_for(key),
+        2,
+        "MISP searches: one load and one refresh"
+    );
+    let metrics = harness.metrics().await;
+    let stale_served = metric_value(&metrics, "misp_lookup_stale_served_total").unwrap_or(0.0);
+    assert!(stale_served >= 1.0, "stale answers counted: {stale_served}");
+    harness.stop().await;
+}
+
+/// Looks `key` up until the answer is a cache hit, for at most 5 s, and returns the last reply.
+async fn wait_until_hit(harness: &Harness, key: &str) -> Reply {
+    let started = Instant::now();
+    loop {
+        let reply = harness.lookup(key).await;
+        if reply.x_cache() == "hit" || started.elapsed() > Duration::from_secs(5) {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_misses_share_batch() {
+    // A wide window keeps the concurrent misses in one batch on a slow machine.
+    let batched =
+        Harness::start(&["--batch-window", "300ms", "--misp-public-url", PUBLIC_URL]).await;
+    let single = Harness::start(&["--batch-max", "1", "--misp-public-url", PUBLIC_URL]).await;
+    let keys = [
+        "203.0.113.77",
+        "update-check.example",
+        EICAR_SHA256,
+        "192.0.2.1",
+        "2001:db8::bad:1",
+    ];
+
+    let tasks: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let client = batched.client.clone();
+            let url = batched.lookup_url(key);
+            tokio::spawn(async move { get_json(&client, &url).await })
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(keys.len());
+    for task in tasks {
+        replies.push(task.await.expect("a lookup task panicked"));
+    }
+
+    let bodies = search_bodies(batched.emulator());
+    assert_eq!(
+        bodies.len(),
+        1,
+        "MISP searches for {} distinct keys",
+        keys.len()
+    );
+    let mut sent = bodies[0]["value"].as_array().cloned().unwrap_or_default();
+    sent.sort_by_key(Value::to_string);
+    let mut expected: Vec<Value> = keys.iter().map(|key| json!(key)).collect();
+    expected.sort_by_key(Value::to_string);
+    assert_eq!(sent, expected, "values of the batched search");
+    assert_eq!(
+        bodies[0]["limit"], 500,
+        "limit of the batched search: 100 per key"
+    );
+    for (key, reply) in keys.iter().zip(&replies) {
+        let alone = single.lookup(key).await;
+        assert_eq!(reply.status, 200, "status of {key:?}: {}", reply.text());
+        assert_eq!(
+            reply.text(),
+            alone.text(),
+            "batched answer of {key:?} differs from the answer without batching"
+        );
+    }
+    batched.stop().await;
+    single.stop().await;
 }

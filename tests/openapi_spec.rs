@@ -24,10 +24,12 @@ const ERROR_CODES: &[&str] = &[
     "invalid_json",
     "missing_value",
     "unsupported_parameter",
+    "too_many_keys",
     "unauthorized",
     "not_found",
     "method_not_allowed",
     "payload_too_large",
+    "redis_failed",
     "internal_error",
     // MispError::code
     "misp_auth_failed",
@@ -250,7 +252,13 @@ fn cache_statuses_are_documented() {
         .iter()
         .find(|line| line.trim_start().starts_with("enum:"))
         .expect("the X-Cache header of openapi.yaml has an enum");
-    for status in [CacheStatus::Hit, CacheStatus::Miss, CacheStatus::Coalesced] {
+    for status in [
+        CacheStatus::Hit,
+        CacheStatus::Miss,
+        CacheStatus::Coalesced,
+        CacheStatus::Redis,
+        CacheStatus::Stale,
+    ] {
         assert!(
             enum_line.contains(status.as_str()),
             "X-Cache value {} is missing from the X-Cache enum of openapi.yaml",

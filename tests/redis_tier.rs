@@ -1,0 +1,426 @@
+//! The shared Redis tier against real `redis-server` processes on loopback ports: a single
+//! server and a three-node Redis Cluster, shared by two service instances.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Harness, KEY, metric_value, start_emulator};
+use misp_lookup::demo::EmulatorConfig;
+use misp_lookup::demo::dataset::Dataset;
+use reqwest::StatusCode;
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0001";
+
+/// A `redis-server` child process bound to 127.0.0.1, killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start(port: u16, extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--dir", &dir.path().display().to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed: run the README's test command");
+        wait_for_ping(port);
+        RedisServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Counts this service's entry keys (`misp-lookup:v1:e:*`) on this server.
+    fn entry_count(&self) -> usize {
+        redis_cli(self.port, &["--scan", "--pattern", "misp-lookup:v1:e:*"])
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .count()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed: run the README's test command");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn wait_for_ping(port: u16) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && redis_cli(port, &["ping"]).contains("PONG")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server on port {port} did not answer PING within 10 s");
+}
+
+/// Picks a free port whose cluster bus port (port + 10000) is free and valid too.
+fn free_port() -> u16 {
+    for _ in 0..200 {
+        let port = 20_000 + fastrand::u16(0..20_000);
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+    panic!("no free port pair found in 200 tries");
+}
+
+/// Starts two service instances sharing one Redis URL and one emulator.
+async fn two_instances(redis_url: &str, extra: &[&str]) -> (Harness, Harness) {
+    let mut flags = vec![
+        "--misp-key",
+        KEY,
+        "--redis-url",
+        redis_url,
+        "--redis-timeout",
+        "200ms",
+        "--admin-token",
+        ADMIN_TOKEN,
+    ];
+    flags.extend_from_slice(extra);
+    let first_emulator = start_emulator(EmulatorConfig::new(Dataset::demo(), KEY)).await;
+    let first = Harness::start_with(first_emulator, &flags).await;
+    let second_emulator = start_emulator(EmulatorConfig::new(Dataset::demo(), KEY)).await;
+    let second = Harness::start_with(second_emulator, &flags).await;
+    (first, second)
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_shares_answers_between_instances() {
+    let redis = RedisServer::start(free_port(), &[]);
+    let (first, second) = two_instances(&redis.url(), &[]).await;
+
+    let written = first.lookup("203.0.113.77").await;
+    assert_eq!(written.status, StatusCode::OK);
+    assert_eq!(written.x_cache(), "miss");
+    assert!(
+        eventually(Duration::from_secs(5), async || redis.entry_count() == 1).await,
+        "the first instance did not write its answer to Redis"
+    );
+
+    let read = second.lookup("203.0.113.77").await;
+    assert_eq!(read.x_cache(), "redis", "body: {}", read.text());
+    assert_eq!(
+        read.body, written.body,
+        "both instances must send the same body"
+    );
+    assert_eq!(
+        second.emulator().search_requests(),
+        0,
+        "the second instance must not ask MISP"
+    );
+
+    let again = second.lookup("203.0.113.77").await;
+    assert_eq!(
+        again.x_cache(),
+        "hit",
+        "a Redis answer fills the in-process tier"
+    );
+    let metrics = second.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "misp_lookup_cache_hits_total{tier=\"redis\"}"),
+        Some(1.0)
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_expiry_agrees_between_instances() {
+    let redis = RedisServer::start(free_port(), &[]);
+    let flags = ["--ttl-hit", "1s", "--stale-max", "0s"];
+    let (first, second) = two_instances(&redis.url(), &flags).await;
+
+    assert_eq!(first.lookup("198.51.100.23").await.x_cache(), "miss");
+    assert!(
+        eventually(Duration::from_secs(5), async || redis.entry_count() == 1).await,
+        "the answer was not written to Redis"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    let late = second.lookup("198.51.100.23").await;
+    assert_eq!(late.status, StatusCode::OK);
+    assert_eq!(
+        late.x_cache(),
+        "miss",
+        "an entry past its TTL in one tier must be expired in the other"
+    );
+    assert_eq!(second.emulator().search_requests(), 1);
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_lookups_keep_answering() {
+    let mut redis = RedisServer::start(free_port(), &[]);
+    let (service, _unused) = two_instances(&redis.url(), &[]).await;
+    assert_eq!(service.lookup("203.0.113.77").await.x_cache(), "miss");
+
+    redis.kill();
+
+    let cached = service.lookup("203.0.113.77").await;
+    assert_eq!(cached.status, StatusCode::OK);
+    assert_eq!(cached.x_cache(), "hit");
+    for key in [
+        "198.51.100.23",
+        "192.0.2.44",
+        "unknown-while-redis-down.example",
+    ] {
+        let started = Instant::now();
+        let reply = service.lookup(key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{key}: {}", reply.text());
+        assert_eq!(reply.x_cache(), "miss", "{key}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{key} took {:?} with Redis down",
+            started.elapsed()
+        );
+    }
+    let metrics = service.metrics().await;
+    let errors = metric_value(
+        &metrics,
+        "misp_lookup_redis_errors_total{operation=\"get\"}",
+    );
+    assert!(errors.unwrap_or(0.0) >= 1.0, "Redis errors: {errors:?}");
+    assert_eq!(metric_value(&metrics, "misp_lookup_redis_up"), Some(0.0));
+    let ready = service.get("/readyz").await;
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "Redis down must not fail readiness"
+    );
+    assert_eq!(ready.json["cache"]["redis"], "down");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_reconnects() {
+    let port = free_port();
+    let mut redis = RedisServer::start(port, &[]);
+    let (service, _unused) = two_instances(&redis.url(), &[]).await;
+    assert_eq!(service.lookup("203.0.113.77").await.status, StatusCode::OK);
+
+    redis.kill();
+    assert_eq!(service.lookup("198.51.100.23").await.status, StatusCode::OK);
+    let restarted = RedisServer::start(port, &[]);
+    assert_eq!(restarted.entry_count(), 0, "a restarted Redis starts empty");
+
+    let keys = ["192.0.2.44", "c2.malware.example", "mb4z3nlfyrcjnoqf.onion"];
+    let mut next = keys.iter().cycle();
+    let reconnected = eventually(Duration::from_secs(15), async || {
+        let key = next.next().expect("cycle never ends");
+        service.lookup(key).await;
+        restarted.entry_count() > 0
+    })
+    .await;
+    assert!(
+        reconnected,
+        "the service did not write to Redis after its restart"
+    );
+    let ready = service.get("/readyz").await;
+    assert_eq!(ready.json["cache"]["redis"], "up");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_key_from_both_tiers() {
+    let redis = RedisServer::start(free_port(), &[]);
+    let (first, second) = two_instances(&redis.url(), &[]).await;
+    assert_eq!(first.lookup("203.0.113.77").await.x_cache(), "miss");
+    assert_eq!(
+        first.get("/lookup/203.0.113.77?type=ip").await.x_cache(),
+        "miss"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || redis.entry_count() == 2).await,
+        "both answers must reach Redis"
+    );
+
+    let unauthorized = first
+        .client
+        .delete(format!("{}/cache/203.0.113.77", first.url))
+        .send()
+        .await
+        .expect("purge request");
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+
+    let purge = common::read_reply(
+        first
+            .client
+            .delete(format!("{}/cache/203.0.113.77", first.url))
+            .header("X-Admin-Token", ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(purge.status, StatusCode::OK, "{}", purge.text());
+    assert_eq!(purge.json["memory"], 2);
+    assert_eq!(purge.json["redis"], 2);
+    assert_eq!(purge.json["removed"], 4);
+    assert_eq!(redis.entry_count(), 0);
+
+    assert_eq!(
+        second.lookup("203.0.113.77").await.x_cache(),
+        "miss",
+        "a purged key must be asked of MISP again"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+/// A three-node Redis Cluster on loopback ports, without replicas.
+struct Cluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            nodes.push(RedisServer::start(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
+            ));
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addresses.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        redis_cli(nodes[0].port, &create);
+
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            let ready = nodes.iter().all(|node| {
+                redis_cli(node.port, &["cluster", "info"]).contains("cluster_state:ok")
+            });
+            if ready {
+                return Cluster { nodes };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the Redis Cluster did not reach cluster_state:ok within 20 s");
+    }
+
+    fn url(&self) -> String {
+        let first = self.nodes[0].port;
+        let others: Vec<String> = self.nodes[1..]
+            .iter()
+            .map(|node| format!("node=127.0.0.1:{}", node.port))
+            .collect();
+        format!("redis-cluster://127.0.0.1:{first}?{}", others.join("&"))
+    }
+
+    fn entry_count(&self) -> usize {
+        self.nodes.iter().map(RedisServer::entry_count).sum()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_shares_answers_between_instances() {
+    let cluster = Cluster::start();
+    let (first, second) = two_instances(&cluster.url(), &[]).await;
+
+    let keys = [
+        "203.0.113.77",
+        "198.51.100.23",
+        "192.0.2.44",
+        "c2.malware.example",
+        "mb4z3nlfyrcjnoqf.onion",
+        "unknown-in-cluster.example",
+    ];
+    for key in keys {
+        let reply = first.lookup(key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{key}: {}", reply.text());
+    }
+    assert!(
+        eventually(Duration::from_secs(5), async || cluster.entry_count()
+            == keys.len())
+        .await,
+        "expected {} entries across the cluster, found {}",
+        keys.len(),
+        cluster.entry_count()
+    );
+    let nodes_used = cluster
+        .nodes
+        .iter()
+        .filter(|node| node.entry_count() > 0)
+        .count();
+    assert!(
+        nodes_used >= 2,
+        "entries should spread over slots on several nodes"
+    );
+
+    for key in keys {
+        let reply = second.lookup(key).await;
+        assert_eq!(reply.x_cache(), "redis", "{key}: {}", reply.text());
+    }
+    assert_eq!(second.emulator().search_requests(), 0);
+
+    let purge = common::read_reply(
+        first
+            .client
+            .delete(format!("{}/cache", first.url))
+            .header("Authorization", format!("Bearer {ADMIN_TOKEN}")),
+    )
+    .await;
+    assert_eq!(purge.status, StatusCode::OK, "{}", purge.text());
+    assert_eq!(purge.json["redis"], keys.len());
+    assert_eq!(cluster.entry_count(), 0);
+    first.stop().await;
+    second.stop().await;
+}
