@@ -29,7 +29,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request durations by matched route pattern.
     pub http_duration: HistogramVec,
-    /// Lookups by endpoint (`lookup`, `dropin`) and outcome (`found`, `not_found`, `error`).
+    /// Lookups by endpoint (`lookup`, `bulk`, `dropin`) and outcome (`found`, `not_found`,
+    /// `rejected`, `error`).
     pub lookups: IntCounterVec,
     /// Keys rejected before any I/O, by error code.
     pub rejected_keys: IntCounterVec,
@@ -105,8 +106,8 @@ impl Metrics {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "misp_lookup_lookups_total",
-                "Lookups answered, by endpoint (lookup, dropin) and outcome (found, not_found, \
-                 error).",
+                "Lookups answered, by endpoint (lookup, bulk, dropin) and outcome (found, \
+                 not_found, rejected, error).",
             ),
             &["endpoint", "outcome"],
         )

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 /// MISP's body for a search without a match.
 const EMPTY_BODY: &str = "{\"response\": {\"Attribute\": []}}\n";
 
-/// Parameters the service documents as supported; an error about an unsupported one lists them.
+/// Parameters the service supports, which an `unsupported_parameter` error must list.
 const SUPPORTED: &[&str] = &[
     "value",
     "type",
@@ -48,38 +48,41 @@ async fn get(harness: &Harness, path: &str) -> Reply {
 }
 
 /// Asserts a drop-in error: status, `code`, and MISP's `name` and `url` members.
-fn assert_dropin_error(reply: &Reply, status: u16, code: &str, path: &str, what: &str) {
+fn assert_dropin_error(reply: &Reply, status: u16, code: &str, path: &str, context: &str) {
     assert_eq!(
         reply.status.as_u16(),
         status,
-        "status of {what}; body: {}",
+        "status of {context}; body: {}",
         reply.text()
     );
-    assert_eq!(reply.code(), code, "error code of {what}");
+    assert_eq!(reply.code(), code, "error code of {context}");
     let message = reply.json["message"].as_str().unwrap_or("");
-    assert!(!message.is_empty(), "the {what} error has no message");
+    assert!(!message.is_empty(), "the {context} error has no message");
     assert_eq!(
         reply.json["name"].as_str(),
         Some(message),
-        "name member of the {what} error"
+        "name member of the {context} error"
     );
-    assert_eq!(reply.json["url"], path, "url member of the {what} error");
+    assert_eq!(reply.json["url"], path, "url member of the {context} error");
 }
 
 /// Asserts that the service's body equals the emulator's own bytes for `direct`.
-async fn assert_same_as_misp(harness: &Harness, reply: &Reply, direct: &Value, what: &str) {
+async fn assert_same_as_misp(harness: &Harness, reply: &Reply, direct: &Value, context: &str) {
     let (status, expected) = misp_search(&harness.misp_url, KEY, direct).await;
-    assert_eq!(status, 200, "status of the direct MISP search for {what}");
-    assert_eq!(reply.status, 200, "status of {what}: {}", reply.text());
+    assert_eq!(
+        status, 200,
+        "status of the direct MISP search for {context}"
+    );
+    assert_eq!(reply.status, 200, "status of {context}: {}", reply.text());
     assert_eq!(
         reply.text(),
         String::from_utf8_lossy(&expected),
-        "body of {what} differs from MISP's"
+        "body of {context} differs from MISP's"
     );
     assert_eq!(
         reply.header("content-type"),
         "application/json",
-        "content type of {what}"
+        "content type of {context}"
     );
 }
 
@@ -190,9 +193,9 @@ async fn miss_is_misp_empty_body() {
     let posted = post(&harness, &json!({"value": "192.0.2.1"})).await;
     let got = get(&harness, "/attributes/restSearch/value:192.0.2.1").await;
 
-    for (what, reply) in [("POST", &posted), ("GET", &got)] {
-        assert_eq!(reply.status, 200, "status of the {what} miss");
-        assert_eq!(reply.text(), EMPTY_BODY, "body of the {what} miss");
+    for (context, reply) in [("POST", &posted), ("GET", &got)] {
+        assert_eq!(reply.status, 200, "status of the {context} miss");
+        assert_eq!(reply.text(), EMPTY_BODY, "body of the {context} miss");
     }
     assert_eq!(
         fixture("restsearch-empty.json"),
@@ -245,13 +248,16 @@ async fn unsupported_parameter_rejected() {
 
     assert_dropin_error(&posted, 400, "unsupported_parameter", path, "POST with org");
     assert_dropin_error(&got, 400, "unsupported_parameter", got_path, "GET with org");
-    for (what, reply) in [("POST", &posted), ("GET", &got)] {
+    for (context, reply) in [("POST", &posted), ("GET", &got)] {
         let message = reply.json["message"].as_str().unwrap_or("");
-        assert!(message.contains("org"), "{what} message does not name org");
+        assert!(
+            message.contains("org"),
+            "{context} message does not name org"
+        );
         for name in SUPPORTED {
             assert!(
                 message.contains(name),
-                "{what} message does not list {name}: {message}"
+                "{context} message does not list {name}: {message}"
             );
         }
     }

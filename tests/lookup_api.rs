@@ -31,21 +31,21 @@ const CALLER_UNKNOWN: &str = "CallerKeyZ000000000000000000000000000000";
 const PUBLIC_URL: &str = "https://misp.example.org";
 
 /// Asserts the status and error `code` of a rejected request.
-fn assert_error(reply: &Reply, status: u16, code: &str, what: &str) {
+fn assert_error(reply: &Reply, status: u16, code: &str, context: &str) {
     assert_eq!(
         reply.status.as_u16(),
         status,
-        "status of {what}; body: {}",
+        "status of {context}; body: {}",
         reply.text()
     );
-    assert_eq!(reply.code(), code, "error code of {what}");
+    assert_eq!(reply.code(), code, "error code of {context}");
     assert!(
         reply.header("content-type").starts_with("application/json"),
-        "content type of the {what} error is {:?}",
+        "content type of the {context} error is {:?}",
         reply.header("content-type")
     );
     let message = reply.json["message"].as_str().unwrap_or("");
-    assert!(!message.is_empty(), "the {what} error has no message");
+    assert!(!message.is_empty(), "the {context} error has no message");
 }
 
 /// Returns `fields.<name>` of a lookup body.
@@ -202,7 +202,7 @@ async fn hit_body_value_in_two_events() {
     let reply = harness.lookup("update-check.example").await;
 
     assert_eq!(reply.status, 200, "status: {}", reply.text());
-    // 1011 (event 12) is to_ids; the newer 1020 (event 15) is not, so 1011 comes first.
+    // 1011 (event 12) is to_ids and the newer 1020 (event 15) is not, so 1011 comes first.
     assert_eq!(match_ids(&reply), ["1011", "1020"], "match order");
     assert_eq!(
         field(&reply, "event_id"),
@@ -724,14 +724,14 @@ async fn ttl_expiry_hit_and_miss() {
             "a miss after --ttl-miss 1s",
         ),
     ];
-    for (harness, key, x_cache, searches, what) in cases {
+    for (harness, key, x_cache, searches, context) in cases {
         let reply = harness.lookup(key).await;
-        assert_eq!(reply.status, 200, "status of {what}");
-        assert_eq!(reply.x_cache(), x_cache, "X-Cache of {what}");
+        assert_eq!(reply.status, 200, "status of {context}");
+        assert_eq!(reply.x_cache(), x_cache, "X-Cache of {context}");
         assert_eq!(
             harness.emulator().searches_for(key),
             searches,
-            "MISP searches for {what}"
+            "MISP searches for {context}"
         );
     }
     short_hits.stop().await;
@@ -1400,9 +1400,12 @@ async fn secrets_stay_hidden() {
         ("the /readyz body", ready.text()),
         ("/metrics", metrics),
     ];
-    for (what, text) in &texts {
-        assert!(!text.contains(KEY), "{what} contains the MISP key");
-        assert!(!text.contains(API_TOKEN), "{what} contains the API token");
+    for (context, text) in &texts {
+        assert!(!text.contains(KEY), "{context} contains the MISP key");
+        assert!(
+            !text.contains(API_TOKEN),
+            "{context} contains the API token"
+        );
     }
     harness.stop().await;
 
@@ -1426,25 +1429,25 @@ async fn secrets_stay_hidden() {
         ],
     ))
     .expect("the file configuration is valid");
-    for (what, config) in [("inline", &inline), ("from files", &from_files)] {
+    for (context, config) in [("inline", &inline), ("from files", &from_files)] {
         let debug = format!("{config:?}");
         assert!(
             !debug.contains(KEY),
-            "Debug of the {what} config shows the MISP key"
+            "Debug of the {context} config shows the MISP key"
         );
         assert!(
             !debug.contains(API_TOKEN),
-            "Debug of the {what} config shows the API token"
+            "Debug of the {context} config shows the API token"
         );
         assert_eq!(
             config.misp.key.as_ref().map(Secret::expose),
             Some(KEY),
-            "MISP key read {what}"
+            "MISP key read {context}"
         );
         assert_eq!(
             config.api_token.as_ref().map(Secret::expose),
             Some(API_TOKEN),
-            "API token read {what}"
+            "API token read {context}"
         );
     }
 }
@@ -1469,7 +1472,7 @@ async fn keys_with_slashes_reach_route() {
     harness.stop().await;
 }
 
-/// Polls until `done` holds or `limit` passes; returns whether it held.
+/// Polls until `done` returns true or `limit` passes, and returns the last result.
 async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {
@@ -1578,4 +1581,174 @@ async fn distinct_misses_share_batch() {
     }
     batched.stop().await;
     single.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_lookup_answers_in_order() {
+    let harness = Harness::start(&["--batch-window", "200ms"]).await;
+    let body = json!({"keys": ["203.0.113.77", "192.0.2.1", "!203.0.113.77", 5]});
+
+    let reply = read_reply(
+        harness
+            .client
+            .post(format!("{}/lookup", harness.url))
+            .json(&body),
+    )
+    .await;
+
+    assert_eq!(reply.status, 200, "status: {}", reply.text());
+    let results = reply.json["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(results.len(), 4, "results: {}", reply.text());
+    let keys: Vec<&Value> = results.iter().map(|result| &result["key"]).collect();
+    assert_eq!(
+        keys,
+        [
+            &json!("203.0.113.77"),
+            &json!("192.0.2.1"),
+            &json!("!203.0.113.77"),
+            &json!(5)
+        ],
+        "keys of the results, in request order"
+    );
+    assert_eq!(results[0]["found"], true, "found of the hit");
+    assert_eq!(
+        results[0]["fields"]["event_id"], "13",
+        "event_id of the hit"
+    );
+    assert_eq!(results[1]["found"], false, "found of the miss");
+    assert_eq!(
+        results[2]["code"], "key_operator",
+        "code of the operator key"
+    );
+    assert_eq!(results[3]["code"], "invalid_json", "code of a number key");
+    assert_eq!(
+        harness.emulator().search_requests(),
+        1,
+        "MISP searches: the two misses share one batch"
+    );
+
+    let single = harness.lookup("203.0.113.77").await;
+    assert_eq!(
+        single.x_cache(),
+        "hit",
+        "X-Cache of a key the bulk request cached"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_purge_by_key() {
+    let admin = "CacheAdminToken-0123456789";
+    let harness = Harness::start(&["--admin-token", admin]).await;
+    harness.lookup(EICAR_SHA256).await;
+    harness
+        .get(&format!("/lookup/{EICAR_SHA256}?type=sha256"))
+        .await;
+    read_reply(
+        harness
+            .client
+            .post(format!("{}/attributes/restSearch", harness.url))
+            .json(&json!({"value": EICAR_SHA256})),
+    )
+    .await;
+    harness.lookup("203.0.113.77").await;
+    let purge_url = format!("{}/cache/{}", harness.url, EICAR_SHA256.to_uppercase());
+
+    let without_token = read_reply(harness.client.delete(&purge_url)).await;
+    let purged = read_reply(
+        harness
+            .client
+            .delete(&purge_url)
+            .header("X-Admin-Token", admin),
+    )
+    .await;
+    let after = harness.lookup(EICAR_SHA256).await;
+    let other = harness.lookup("203.0.113.77").await;
+
+    assert_error(&without_token, 401, "unauthorized", "a purge without token");
+    assert_eq!(purged.status, 200, "purge status: {}", purged.text());
+    assert_eq!(purged.json["value"], EICAR_SHA256, "normalized purge value");
+    assert_eq!(
+        purged.json["removed"], 3,
+        "entries removed: native, filtered and drop-in"
+    );
+    assert_eq!(after.x_cache(), "miss", "X-Cache of a purged key");
+    assert_eq!(other.x_cache(), "hit", "X-Cache of a key not purged");
+
+    let all = read_reply(
+        harness
+            .client
+            .delete(format!("{}/cache", harness.url))
+            .header("Authorization", format!("Bearer {admin}")),
+    )
+    .await;
+    assert_eq!(all.status, 200, "purge-all status: {}", all.text());
+    assert_eq!(
+        all.json["removed"], 2,
+        "entries removed by the purge of all"
+    );
+    let emptied = harness.lookup("203.0.113.77").await;
+    assert_eq!(emptied.x_cache(), "miss", "X-Cache after the purge of all");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_purge_disabled_without_token() {
+    let harness = Harness::start(&[]).await;
+
+    let reply = read_reply(
+        harness
+            .client
+            .delete(format!("{}/cache", harness.url))
+            .header("X-Admin-Token", "anything-at-all-0123"),
+    )
+    .await;
+
+    assert_error(&reply, 401, "unauthorized", "a purge without --admin-token");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_key_paths() {
+    let harness = Harness::start(&[]).await;
+
+    let empty = harness.get("/lookup/").await;
+    let bare = harness.get("/lookup").await;
+
+    assert_error(&empty, 400, "key_empty", "GET /lookup/");
+    assert_error(&bare, 405, "method_not_allowed", "GET /lookup");
+    harness.stop().await;
+}
+
+#[test]
+fn debug_hides_admin_token_and_redis_url() {
+    let admin = "CacheAdminToken-0123456789";
+    let password = "RedisPassword0123";
+    let redis_url = format!("redis://:{password}@127.0.0.1:6379/0");
+    let config = parse_config(&serve_args(
+        "http://127.0.0.1:9",
+        &[
+            "--misp-key",
+            KEY,
+            "--admin-token",
+            admin,
+            "--redis-url",
+            &redis_url,
+        ],
+    ))
+    .expect("the configuration is valid");
+
+    let debug = format!("{config:?}");
+
+    assert!(
+        !debug.contains(admin),
+        "Debug of the config shows the admin token"
+    );
+    assert!(
+        !debug.contains(password),
+        "Debug of the config shows the Redis password"
+    );
 }

@@ -39,7 +39,7 @@ async fn start(extra: &[&str]) -> Harness {
     Harness::start(&flags).await
 }
 
-/// Caches [`CACHED_KEY`], asserting that MISP answered it.
+/// Caches [`CACHED_KEY`] and asserts that the lookup reached MISP and succeeded.
 async fn warm_cache(harness: &Harness) -> Reply {
     let reply = harness.lookup(CACHED_KEY).await;
     assert_eq!(
@@ -53,49 +53,49 @@ async fn warm_cache(harness: &Harness) -> Reply {
 }
 
 /// Looks up [`COLD_KEY`] and asserts the error Graylog receives and the answer time.
-async fn assert_failed_lookup(harness: &Harness, status: u16, code: &str, what: &str) -> Reply {
+async fn assert_failed_lookup(harness: &Harness, status: u16, code: &str, context: &str) -> Reply {
     let started = Instant::now();
     let reply = harness.lookup(COLD_KEY).await;
     let elapsed = started.elapsed();
 
     assert!(
         elapsed < ANSWER_BOUND,
-        "the {what} answer took {elapsed:?} with --misp-timeout {MISP_TIMEOUT:?}"
+        "the {context} answer took {elapsed:?} with --misp-timeout {MISP_TIMEOUT:?}"
     );
     assert_eq!(
         reply.status.as_u16(),
         status,
-        "status for {what}; body: {}",
+        "status for {context}; body: {}",
         reply.text()
     );
-    assert_eq!(reply.code(), code, "error code for {what}");
+    assert_eq!(reply.code(), code, "error code for {context}");
     assert!(
         reply.header("content-type").starts_with("application/json"),
-        "content type for {what}: {:?}",
+        "content type for {context}: {:?}",
         reply.header("content-type")
     );
     let message = reply.json["message"].as_str().unwrap_or("");
-    assert!(!message.is_empty(), "the {what} error has no message");
+    assert!(!message.is_empty(), "the {context} error has no message");
     assert!(
         !reply.text().contains(KEY),
-        "the {what} error contains the MISP key"
+        "the {context} error contains the MISP key"
     );
-    assert_eq!(reply.x_cache(), "", "X-Cache on the {what} error");
+    assert_eq!(reply.x_cache(), "", "X-Cache on the {context} error");
     reply
 }
 
 /// Asserts that [`CACHED_KEY`] is still served from the cache while MISP fails.
-async fn assert_cache_serves(harness: &Harness, cached: &Reply, what: &str) {
+async fn assert_cache_serves(harness: &Harness, cached: &Reply, context: &str) {
     let reply = harness.lookup(CACHED_KEY).await;
-    assert_eq!(reply.status, 200, "status of a cached key during {what}");
+    assert_eq!(reply.status, 200, "status of a cached key during {context}");
     assert_eq!(
         reply.x_cache(),
         "hit",
-        "X-Cache of a cached key during {what}"
+        "X-Cache of a cached key during {context}"
     );
     assert_eq!(
         reply.body, cached.body,
-        "body of a cached key during {what}"
+        "body of a cached key during {context}"
     );
 }
 
@@ -110,47 +110,47 @@ async fn assert_errors_counted(harness: &Harness, code: &str, count: f64) {
 /// time, the cached key during the fault, the metric, and a fresh MISP request once the fault
 /// clears. Returns the failed reply for fault-specific checks.
 async fn check_fault(fault: Fault, status: u16, code: &str) -> Reply {
-    let what = format!("{fault:?}");
+    let context = format!("{fault:?}");
     let (harness, failed) = fail_once(fault, status, code).await;
     assert_errors_counted(&harness, code, 1.0).await;
     harness.emulator().set_fault(Fault::None);
-    assert_recovers(harness, &what).await;
+    assert_recovers(harness, &context).await;
     failed
 }
 
 /// Caches [`CACHED_KEY`], switches the emulator to `fault`, and checks the failed lookup of
 /// [`COLD_KEY`] and the cached key during the fault.
 async fn fail_once(fault: Fault, status: u16, code: &str) -> (Harness, Reply) {
-    let what = format!("{fault:?}");
+    let context = format!("{fault:?}");
     let harness = start(&[]).await;
     let cached = warm_cache(&harness).await;
     harness.emulator().set_fault(fault);
 
-    let failed = assert_failed_lookup(&harness, status, code, &what).await;
-    assert_cache_serves(&harness, &cached, &what).await;
+    let failed = assert_failed_lookup(&harness, status, code, &context).await;
+    assert_cache_serves(&harness, &cached, &context).await;
     (harness, failed)
 }
 
 /// Asserts that [`COLD_KEY`], which failed once, now reaches MISP again and is found, which
-/// shows the error was not cached; then stops the harness.
-async fn assert_recovers(harness: Harness, what: &str) {
+/// shows the error was not cached. Stops the harness afterwards.
+async fn assert_recovers(harness: Harness, context: &str) {
     let recovered = harness.lookup(COLD_KEY).await;
     assert_eq!(
         recovered.status,
         200,
-        "status after {what} ended: {}",
+        "status after {context} ended: {}",
         recovered.text()
     );
-    assert_eq!(recovered.json["found"], true, "found after {what} ended");
+    assert_eq!(recovered.json["found"], true, "found after {context} ended");
     assert_eq!(
         recovered.x_cache(),
         "miss",
-        "X-Cache after {what} ended: the error was cached"
+        "X-Cache after {context} ended: the error was cached"
     );
     assert_eq!(
         harness.emulator().searches_for(COLD_KEY),
         2,
-        "MISP searches for the key that failed under {what}"
+        "MISP searches for the key that failed under {context}"
     );
     harness.stop().await;
 }

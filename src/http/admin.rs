@@ -1,10 +1,10 @@
 //! Cache administration: `DELETE /cache/{key}` and `DELETE /cache`.
 
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
+use super::auth::{bearer_token, header_text};
 use super::error::ApiError;
 use crate::indicator;
 
@@ -69,17 +69,8 @@ fn authorize_admin(request: &HttpRequest, state: &AppState) -> Result<(), ApiErr
             "cache administration is disabled: start the service with --admin-token",
         ));
     };
-    let headers = request.headers();
-    let presented = headers
-        .get(ADMIN_TOKEN_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
-        })
-        .map(str::trim)
+    let presented = header_text(request, ADMIN_TOKEN_HEADER)
+        .or_else(|| bearer_token(request))
         .ok_or(ApiError::Unauthorized(
             "an admin token is required: send Authorization: Bearer <token> or \
              X-Admin-Token: <token>",

@@ -7,7 +7,6 @@ use actix_web::http::header::AUTHORIZATION;
 use super::error::ApiError;
 use crate::config::Secret;
 use crate::lookup::Caller;
-use crate::misp::MispError;
 
 /// Header that carries the API token when `Authorization` carries a MISP key.
 const API_TOKEN_HEADER: &str = "x-api-token";
@@ -54,10 +53,7 @@ impl AuthPolicy {
         // MISP accepts only 40 alphanumerics, so any other key would fail there: reject it here
         // without a MISP request and without a cache entry under its digest.
         if !(key.len() == 40 && key.bytes().all(|b| b.is_ascii_alphanumeric())) {
-            return Err(ApiError::from(MispError::AuthFailed {
-                caller_key: true,
-                status: 403,
-            }));
+            return Err(ApiError::MalformedCallerKey);
         }
         Ok(Caller {
             misp_key: Some(Secret::new(key)),
@@ -65,7 +61,8 @@ impl AuthPolicy {
     }
 }
 
-fn header_text<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+/// Returns a header's trimmed text, or `None` when it is absent, empty or not ASCII text.
+pub(crate) fn header_text<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
     request
         .headers()
         .get(name)
@@ -80,7 +77,8 @@ fn is_bearer(value: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
 }
 
-fn bearer_token(request: &HttpRequest) -> Option<&str> {
+/// Returns the token of an `Authorization: Bearer <token>` header (the scheme in any case).
+pub(crate) fn bearer_token(request: &HttpRequest) -> Option<&str> {
     let value = header_text(request, AUTHORIZATION.as_str())?;
     is_bearer(value).then(|| value[7..].trim())
 }
@@ -146,6 +144,7 @@ mod tests {
             .to_http_request();
         let err = policy.authorize(&request).unwrap_err();
         assert_eq!(err.code(), "misp_auth_failed");
+        assert!(err.to_string().contains("40 letters"), "{err}");
         assert_eq!(err.status(), actix_web::http::StatusCode::FORBIDDEN);
     }
 }

@@ -138,9 +138,11 @@ async fn search(
 /// `:`), anything else takes the next positional name. Positional `null`, `0` and `false`
 /// leave their parameter unset. Unlike MISP, a value may contain an encoded `%2F`.
 fn url_parameters(path: &str) -> Result<Map<String, Value>, ApiError> {
+    // MISP's router reads a trailing `.json` as the response format, not as part of a value.
     let tail = path
         .strip_prefix(REST_SEARCH_PATH)
         .unwrap_or_default()
+        .trim_end_matches(".json")
         .trim_start_matches('/');
     let mut named = Map::new();
     let mut positional = Map::new();

@@ -53,6 +53,13 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
 
+    /// The caller's MISP key cannot be valid, so MISP is not asked.
+    #[error(
+        "the MISP API key sent by the caller is not 40 letters and digits, so MISP would reject \
+         it; send a valid key in X-MISP-Auth or Authorization"
+    )]
+    MalformedCallerKey,
+
     /// No route matches the path.
     #[error("no endpoint at this path; see /openapi.yaml for the API")]
     NotFound,
@@ -96,6 +103,7 @@ impl ApiError {
             Self::MissingValue => "missing_value",
             Self::UnsupportedParameter(_) => "unsupported_parameter",
             Self::Unauthorized(_) => "unauthorized",
+            Self::MalformedCallerKey => "misp_auth_failed",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -119,6 +127,7 @@ impl ApiError {
             | Self::TooManyKeys(_) => StatusCode::BAD_REQUEST,
             Self::RedisFailed(_) => StatusCode::BAD_GATEWAY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::MalformedCallerKey => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,7 +136,8 @@ impl ApiError {
         }
     }
 
-    /// Seconds for `Retry-After`, when MISP said when to come back.
+    /// Seconds for `Retry-After` on a rate limit or an open circuit breaker: MISP's
+    /// `X-Rate-Limit-Reset` when it sent one, else 60.
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Lookup(LookupError::Misp(MispError::RateLimited { retry_after })) => {
@@ -165,7 +175,7 @@ impl ApiError {
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        if matches!(self, Self::Unauthorized(_)) {
+        if matches!(self, Self::Unauthorized(message) if message.contains("token")) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(body)

@@ -247,10 +247,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(dropin::search_get))
                 .default_service(web::to(method_not_allowed)),
         )
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.yaml", web::get().to(health::openapi))
+        .service(get_only("/healthz", web::get().to(health::healthz)))
+        .service(get_only("/readyz", web::get().to(health::readyz)))
+        .service(get_only("/metrics", web::get().to(health::metrics)))
+        .service(get_only("/openapi.yaml", web::get().to(health::openapi)))
         .default_service(web::to(not_found));
 }
 
@@ -268,6 +268,13 @@ pub(crate) async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A resource that answers `route` and 405 with a JSON body for every other method.
+fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -250,7 +250,8 @@ pub struct TypeFilter {
 /// A `type=` value that names neither a MISP type nor a kind group.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown type {0:?}: use MISP attribute types (e.g. ip-src,ip-dst) or one of the groups      ip, hash, domain, url, email"
+    "unknown type {0:?}: use MISP attribute types (e.g. ip-src,ip-dst) or one of the groups \
+     ip, hash, domain, url, email"
 )]
 pub struct UnknownType(pub String);
 

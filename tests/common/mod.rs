@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-/// The MISP key the service sends; the demo emulator accepts it and sees every event.
+/// The MISP key the service sends. The demo emulator accepts it for every event.
 pub const KEY: &str = DEMO_API_KEY;
 
 /// Time limit of every request a test sends, so that a hung service fails the test instead of
@@ -70,7 +70,7 @@ impl Harness {
         }
     }
 
-    /// The running emulator.
+    /// Returns the running emulator.
     pub fn emulator(&self) -> &Emulator {
         self.emulator
             .as_ref()
@@ -266,7 +266,7 @@ pub fn graylog_encode(key: &str) -> String {
 }
 
 /// Returns the value of one sample in Prometheus text, given its name and labels exactly as
-/// printed, e.g. `misp_lookup_misp_errors_total{code="misp_timeout"}`; `None` when absent.
+/// printed, e.g. `misp_lookup_misp_errors_total{code="misp_timeout"}`, or `None` when absent.
 pub fn metric_value(metrics: &str, sample: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
         let rest = line.strip_prefix(sample)?;
