@@ -234,7 +234,6 @@ async fn invalid_json_is_502() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: an unparsable 200 body from MISP is not counted in misp_lookup_misp_errors_total"]
 async fn invalid_json_counted_in_metrics() {
     let (harness, _) = fail_once(Fault::InvalidJson, 502, "misp_bad_response").await;
 

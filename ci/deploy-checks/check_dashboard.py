@@ -89,8 +89,10 @@ def known_from_exposition(text: str) -> set[str]:
             continue
         names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
     for name, kind in types.items():
-        suffixes = HISTOGRAM_SUFFIXES if kind == "histogram" else SUMMARY_SUFFIXES if kind == "summary" else ()
-        names.update(name + suffix for suffix in suffixes)
+        if kind == "histogram":
+            names.update(name + suffix for suffix in HISTOGRAM_SUFFIXES)
+        elif kind == "summary":
+            names.update(name + suffix for suffix in SUMMARY_SUFFIXES)
     return names
 
 

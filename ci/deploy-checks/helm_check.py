@@ -200,7 +200,7 @@ def validate_manifests(documents: list[dict[str, Any]]) -> None:
 
 
 def check_common(documents: list[dict[str, Any]], notes: str) -> dict[str, Any]:
-    """Checks every rendering must pass; returns the Deployment."""
+    """Run the checks that every rendering must pass, and return the Deployment."""
     validate_manifests(documents)
     deployment = one(documents, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
@@ -296,13 +296,16 @@ def case_render_everything(chart_dir: Path, chart: helm.Chart) -> None:
     expected = ["ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
     expect(kinds == expected, f"kinds {kinds}")
     expect("replicas" not in deployment["spec"], "replicas must be left to the HPA")
+
     env = env_of(deployment)
     for name, file in [("MISP_LOOKUP_MISP_KEY_FILE", "misp-key"), ("MISP_LOOKUP_API_TOKEN_FILE", "api-token"), ("MISP_LOOKUP_ADMIN_TOKEN_FILE", "admin-token")]:
         expect(env[name]["value"] == f"/var/run/secrets/misp-lookup/{file}", f"{name} path")
     redis = env["MISP_LOOKUP_REDIS_URL"]["valueFrom"]["secretKeyRef"]
     expect(redis == {"name": FULLNAME, "key": "redis-url"}, f"Redis URL secretKeyRef {redis}")
+
     secret = one(documents, "Secret")
     expect(set(secret["data"]) == {"misp-key", "api-token", "admin-token", "redis-url"}, f"Secret keys {sorted(secret['data'])}")
+
     data = next(c for c in by_kind(documents, "ConfigMap") if c["metadata"]["name"] == FULLNAME)["data"]
     expected_data = {
         "MISP_LOOKUP_TTL_HIT": "sha256=24h,ip=1h,default=4h",
@@ -320,8 +323,10 @@ def case_render_everything(chart_dir: Path, chart: helm.Chart) -> None:
     }
     for key, value in expected_data.items():
         expect(data.get(key) == value, f"ConfigMap {key}={data.get(key)!r}, expected {value!r}")
+
     notes = notes_of(rendered)
     expect("Authorization: Bearer" in notes, "NOTES.txt must mention the API token header")
+
     hpa = one(documents, "HorizontalPodAutoscaler")
     expect(hpa["spec"]["maxReplicas"] == 8 and len(hpa["spec"]["metrics"]) == 2, "HPA bounds and metrics")
     pdb = one(documents, "PodDisruptionBudget")

@@ -128,7 +128,12 @@ impl Client {
             .header(CONTENT_TYPE, "application/json")
             .json(request.body());
         let body = self.send(builder, caller_key).await?;
-        parse_attributes(&body)
+        parse_attributes(&body).inspect_err(|err| {
+            self.metrics
+                .misp_errors
+                .with_label_values(&[err.code()])
+                .inc();
+        })
     }
 
     /// Asks MISP for its version, the cheapest authenticated call, to check the service's key.
