@@ -24,6 +24,30 @@ pub struct Cli {
 pub enum Command {
     /// Run the lookup service.
     Serve(Box<ServeArgs>),
+    /// Look keys up and print the same JSON as GET /lookup/{key}, one line per key, asking a
+    /// running service (--server) or MISP directly with the flags of `serve`.
+    Query(Box<QueryArgs>),
+}
+
+/// Arguments of `misp-lookup query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Keys to look up, as Graylog would send them (not percent-encoded).
+    #[arg(required = true)]
+    pub keys: Vec<String>,
+
+    /// URL of a running misp-lookup service, e.g. http://127.0.0.1:8080. Without it, MISP is
+    /// asked directly with the `serve` flags below.
+    #[arg(long, env = "MISP_LOOKUP_SERVER")]
+    pub server: Option<String>,
+
+    /// MISP types or kind groups to search, as type= of /lookup/{key}.
+    #[arg(long = "type")]
+    pub type_filter: Option<String>,
+
+    /// The settings used when MISP is asked directly; --api-token is sent to --server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Log line format.
@@ -140,8 +164,8 @@ pub struct ServeArgs {
     pub stale_max: Duration,
 
     /// Shared cache tier: redis://[:password@]host:port[/db], rediss:// for TLS,
-    /// redis-sentinel://host:port,host:port/db?sentinelServiceName=NAME or
-    /// redis-cluster://host:port,host:port.
+    /// redis-sentinel://host:port/db?sentinelServiceName=NAME&node=host:port or
+    /// redis-cluster://host:port?node=host:port&node=host:port.
     #[arg(long, env = "MISP_LOOKUP_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 

@@ -17,6 +17,7 @@
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`log_limit`]: rate limiting of repeated log lines.
 //! - [`ttl`]: freshness tables by indicator kind.
+//! - [`query`]: the `query` subcommand for lookups from a terminal.
 //! - [`demo`]: the MISP emulator behind `--demo` and the integration tests.
 
 pub mod answer;
@@ -31,5 +32,6 @@ pub mod log_limit;
 pub mod lookup;
 pub mod metrics;
 pub mod misp;
+pub mod query;
 pub mod redis_tier;
 pub mod ttl;

@@ -10,9 +10,11 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest is built without a default TLS provider, so that only ring is compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve(args) => {
-            init_tracing(args.log_format);
+            init_tracing(args.log_format, "info");
             let config = match Config::from_args(&args) {
                 Ok(config) => config,
                 Err(err) => {
@@ -21,6 +23,17 @@ async fn main() -> ExitCode {
                 }
             };
             serve(config).await
+        }
+        Command::Query(args) => {
+            init_tracing(LogFormat::Text, "warn");
+            match misp_lookup::query::run(&args).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(err) => {
+                    eprintln!("misp-lookup: {err}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
@@ -45,9 +58,10 @@ async fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -48,8 +48,8 @@ EVERYTHING = {
         "maxInflight": 16,
         "include": ["context", "sightings"],
     },
-    "apiToken": "graylog-token",
-    "adminToken": "admin-token",
+    "apiToken": "graylog-api-token-0123",
+    "adminToken": "cache-admin-token-0123",
     "cache": {
         "capacity": 250000,
         "ttlHit": "sha256=24h,ip=1h,default=4h",
@@ -114,6 +114,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("cache.ttlHit list with a bad duration", {**MINIMAL, "cache": {"ttlHit": "sha256=forever"}}, "ttlHit"),
     ("misp.limit as a string", {"misp": {**MINIMAL["misp"], "limit": "100"}}, "limit"),
     ("demo as a string", {"demo": "yes"}, "demo"),
+    ("apiToken shorter than 16 characters", {**MINIMAL, "apiToken": "short"}, "apiToken"),
+    ("adminToken shorter than 16 characters", {**MINIMAL, "adminToken": "short"}, "adminToken"),
     ("field without a JSONPath", {**MINIMAL, "fields": ["threat_level"]}, "fields"),
 ]
 

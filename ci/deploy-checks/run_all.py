@@ -4,6 +4,7 @@
 The demo service (`misp-lookup serve --demo`) serves a few lookups so that its /metrics text
 has series, then check_dashboard.py reads that text and check_dockerfile.py runs the image's
 HEALTHCHECK command against the service. The service is stopped before this script exits.
+check_chart_config.py then starts the service once more with the chart's rendered settings.
 
 Usage: run_all.py --binary PATH   (normally through run.sh, which sets up the Python tools)
 """
@@ -124,6 +125,7 @@ def main() -> int:
             server.kill()
             server.wait()
 
+    run_check([str(HERE / "check_chart_config.py"), "--binary", str(args.binary), "--port", str(free_port())], totals)
     print(f"deploy-checks: {totals[0]} passed, {totals[1]} failed")
     return 1 if totals[1] else 0
 

@@ -172,7 +172,9 @@ pub fn serve_args(misp_url: &str, flags: &[&str]) -> Vec<String> {
 pub fn parse_config(args: &[String]) -> Result<Config, ConfigError> {
     let cli = Cli::try_parse_from(args)
         .unwrap_or_else(|err| panic!("the command line {args:?} does not parse: {err}"));
-    let Command::Serve(serve) = cli.command;
+    let Command::Serve(serve) = cli.command else {
+        panic!("the command line {args:?} is not a serve command");
+    };
     Config::from_args(&serve)
 }
 
