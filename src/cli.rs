@@ -27,6 +27,17 @@ pub enum Command {
     /// Look keys up and print the same JSON as GET /lookup/{key}, one line per key, asking a
     /// running service (--server) or MISP directly with the flags of `serve`.
     Query(Box<QueryArgs>),
+    /// Print a Graylog content pack (data adapters, cache, lookup tables and pipeline rules
+    /// for common Wazuh fields) whose adapters call the service at --url.
+    GraylogContentPack(ContentPackArgs),
+}
+
+/// Arguments of `misp-lookup graylog-content-pack`.
+#[derive(Debug, Args)]
+pub struct ContentPackArgs {
+    /// Base URL at which Graylog reaches the service, e.g. http://misp-lookup.siem.svc:8080.
+    #[arg(long, default_value = crate::content_pack::DEFAULT_URL)]
+    pub url: String,
 }
 
 /// Arguments of `misp-lookup query`.

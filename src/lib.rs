@@ -18,6 +18,7 @@
 //! - [`log_limit`]: rate limiting of repeated log lines.
 //! - [`ttl`]: freshness tables by indicator kind.
 //! - [`query`]: the `query` subcommand for lookups from a terminal.
+//! - [`content_pack`]: the Graylog content pack printed by `graylog-content-pack`.
 //! - [`demo`]: the MISP emulator behind `--demo` and the integration tests.
 
 pub mod answer;
@@ -25,6 +26,7 @@ pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod content_pack;
 pub mod demo;
 pub mod http;
 pub mod indicator;

@@ -24,6 +24,16 @@ async fn main() -> ExitCode {
             };
             serve(config).await
         }
+        Command::GraylogContentPack(args) => match misp_lookup::content_pack::render(&args.url) {
+            Ok(pack) => {
+                println!("{pack}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("misp-lookup: {err}");
+                ExitCode::from(2)
+            }
+        },
         Command::Query(args) => {
             init_tracing(LogFormat::Text, "warn");
             match misp_lookup::query::run(&args).await {

@@ -44,7 +44,7 @@ pub struct Metrics {
     pub cache_purged: IntCounterVec,
     /// Redis operations that failed or timed out, by operation.
     pub redis_errors: IntCounterVec,
-    /// 1 while the Redis connection is usable, 0 otherwise (absent without `--redis-url`).
+    /// 1 while the Redis connection is usable, 0 otherwise and without `--redis-url`.
     pub redis_up: IntGauge,
     /// Lookups whose caller got 504 because the answer deadline passed first.
     pub deadline_exceeded: IntCounter,
@@ -302,7 +302,43 @@ impl Metrics {
             misp_matches,
         };
         metrics.register_all();
+        metrics.initialize_labels();
         metrics
+    }
+
+    /// Creates the series of every known label value at zero, so that dashboards and alerts
+    /// see them before the first event (a labelled series is absent until first used).
+    fn initialize_labels(&self) {
+        for tier in ["memory", "redis"] {
+            self.cache_hits.with_label_values(&[tier]);
+            self.cache_misses.with_label_values(&[tier]);
+            self.cache_purged.with_label_values(&[tier]);
+        }
+        for endpoint in ["lookup", "bulk", "dropin"] {
+            for outcome in ["found", "not_found", "rejected", "error"] {
+                self.lookups.with_label_values(&[endpoint, outcome]);
+            }
+        }
+        for code in [
+            "misp_auth_failed",
+            "misp_rate_limited",
+            "misp_error",
+            "misp_unavailable",
+            "misp_bad_response",
+            "misp_timeout",
+            "misp_unreachable",
+        ] {
+            self.misp_errors.with_label_values(&[code]);
+        }
+        for operation in ["get", "set"] {
+            self.redis_errors.with_label_values(&[operation]);
+        }
+        for reason in ["circuit_open", "rate_limited"] {
+            self.misp_shed.with_label_values(&[reason]);
+        }
+        for state in ["closed", "half_open", "open"] {
+            self.breaker_transitions.with_label_values(&[state]);
+        }
     }
 
     fn register_all(&self) {

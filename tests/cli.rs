@@ -41,8 +41,14 @@ fn bad_flag_rejected_with_reason() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         // Clap's own parse errors add a usage hint after the first line.
         let first_line = stderr.lines().next().unwrap_or_default();
-        assert!(first_line.contains(flag), "{args:?} must name {flag}: {stderr}");
-        assert!(first_line.contains("invalid"), "{args:?} must say why: {stderr}");
+        assert!(
+            first_line.contains(flag),
+            "{args:?} must name {flag}: {stderr}"
+        );
+        assert!(
+            first_line.contains("invalid"),
+            "{args:?} must say why: {stderr}"
+        );
     }
 }
 

@@ -1,0 +1,82 @@
+//! The Graylog content pack shipped in `examples/graylog/content-pack.json`, with its adapter
+//! URLs pointed at a given service URL.
+
+/// The content pack as shipped.
+const CONTENT_PACK: &str = include_str!("../examples/graylog/content-pack.json");
+
+/// The service URL in the shipped pack; it occurs only in the adapter URL parameters'
+/// default values.
+pub const DEFAULT_URL: &str = "http://misp-lookup:8080";
+
+/// Why a content pack cannot be made for a URL.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --url {url:?}: {reason}")]
+pub struct ContentPackError {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Returns the content pack with every adapter URL based at `url`.
+pub fn render(url: &str) -> Result<String, ContentPackError> {
+    let invalid = |reason: &str| ContentPackError {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|err| invalid(&err.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid("must start with http:// or https://"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(invalid("must not have a query or fragment"));
+    }
+    // The URL lands inside JSON strings: escape it as JSON, without the quotes.
+    let base = url.trim_end_matches('/');
+    let escaped = serde_json::to_string(base).expect("a string always serializes");
+    Ok(CONTENT_PACK.replace(DEFAULT_URL, &escaped[1..escaped.len() - 1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Collects every string in a JSON document.
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(text) => out.push(text.clone()),
+            Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+            Value::Object(members) => members.values().for_each(|item| strings(item, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn adapter_urls_follow_given_url() {
+        let pack: Value = serde_json::from_str(&render("https://lookup.example:8443/").unwrap())
+            .expect("the rendered pack is JSON");
+        let mut texts = Vec::new();
+        strings(&pack, &mut texts);
+        let lookup_urls: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.starts_with("http") && t.contains("/lookup/${key}"))
+            .collect();
+        assert_eq!(lookup_urls.len(), 4, "adapter URLs: {lookup_urls:?}");
+        for url in lookup_urls {
+            assert!(
+                url.starts_with("https://lookup.example:8443/lookup/${key}?type="),
+                "{url}"
+            );
+        }
+        assert!(!texts.iter().any(|t| t.contains(DEFAULT_URL)));
+    }
+
+    #[test]
+    fn invalid_url_is_rejected() {
+        assert!(render("ftp://x").is_err());
+        assert!(render("not a url").is_err());
+        assert!(render("http://x/?a=b").is_err());
+    }
+}
