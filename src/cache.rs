@@ -59,16 +59,29 @@ const PART_SEPARATOR: char = '\u{1f}';
 /// Separates the values inside the values part.
 const VALUE_SEPARATOR: char = '\u{1e}';
 
-/// Builds a cache key from everything that changes MISP's answer: the endpoint (which decides
-/// the rendering), the caller identity (a digest, never a key), the normalized values (kept
-/// readable so that a purge can find every entry of a value) and the complete search body.
-pub fn cache_key(endpoint: &str, caller: &str, values: &[String], search: &str) -> Arc<str> {
-    let values = values.join(&VALUE_SEPARATOR.to_string());
-    format!(
-        "{KEY_VERSION}{PART_SEPARATOR}{endpoint}{PART_SEPARATOR}{caller}{PART_SEPARATOR}\
-         {values}{PART_SEPARATOR}{search}"
-    )
-    .into()
+/// Builds a cache key from everything that changes an answer: the endpoint (which decides the
+/// rendering), the caller identity (a digest, never a key), the normalized values (kept
+/// readable so that a purge can find every entry of a value) and the remaining parameters.
+pub fn cache_key<'a>(
+    endpoint: &str,
+    caller: &str,
+    values: impl IntoIterator<Item = &'a str>,
+    parameters: &str,
+) -> Arc<str> {
+    let mut key = String::with_capacity(64 + parameters.len());
+    for part in [KEY_VERSION, endpoint, caller] {
+        key.push_str(part);
+        key.push(PART_SEPARATOR);
+    }
+    for (index, value) in values.into_iter().enumerate() {
+        if index > 0 {
+            key.push(VALUE_SEPARATOR);
+        }
+        key.push_str(value);
+    }
+    key.push(PART_SEPARATOR);
+    key.push_str(parameters);
+    key.into()
 }
 
 /// Tells whether a cache key was built for `value`.
@@ -234,21 +247,20 @@ mod tests {
     #[test]
     fn purge_removes_every_entry_of_value() {
         let cache = Cache::new(10, Duration::ZERO, Metrics::new());
-        let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         cache.insert(
-            cache_key("lookup", "-", &values(&["a.example"]), "{1}"),
+            cache_key("lookup", "-", ["a.example"], "{1}"),
             entry(Duration::from_secs(60)),
         );
         cache.insert(
-            cache_key("lookup", "x", &values(&["a.example"]), "{2}"),
+            cache_key("lookup", "x", ["a.example"], "{2}"),
             entry(Duration::from_secs(60)),
         );
         cache.insert(
-            cache_key("dropin", "-", &values(&["b.example", "a.example"]), "{3}"),
+            cache_key("dropin", "-", ["b.example", "a.example"], "{3}"),
             entry(Duration::from_secs(60)),
         );
         cache.insert(
-            cache_key("lookup", "-", &values(&["b.example"]), "{4}"),
+            cache_key("lookup", "-", ["b.example"], "{4}"),
             entry(Duration::from_secs(60)),
         );
         assert_eq!(cache.purge_value("a.example"), 3);

@@ -24,6 +24,24 @@ use crate::misp::{Client, MispError, SearchRequest};
 use crate::redis_tier::RedisTier;
 use crate::ttl::TtlTable;
 
+/// Returns a short digest of the settings that shape a cached body.
+fn settings_fingerprint(config: &Config) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(config.misp.limit.to_be_bytes());
+    for include in &config.misp.include {
+        hasher.update(include.parameter());
+        hasher.update([0]);
+    }
+    for field in &config.fields {
+        hasher.update(&field.name);
+        hasher.update([0]);
+        hasher.update(&field.source);
+        hasher.update([0]);
+    }
+    hasher.update(&config.public_url);
+    hex::encode(&hasher.finalize()[..8])
+}
+
 /// Shortest interval between two log lines for the same MISP error code.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -75,14 +93,21 @@ pub enum LookupError {
     Internal(String),
 }
 
-/// How a query's MISP answer is turned into a body.
+/// What a query asks, and so how its MISP answer is turned into a body.
 #[derive(Debug, Clone)]
-pub enum Render {
-    /// The flat Graylog body of `/lookup` for one indicator.
-    Graylog(Indicator),
-    /// MISP's own wire format, for the drop-in endpoint; attributes must equal one of the
-    /// normalized values.
-    Dropin(Vec<String>),
+enum Request {
+    /// A native `/lookup` of one indicator, rendered as the flat Graylog body. The MISP search
+    /// is built only on a cache miss.
+    Native {
+        indicator: Indicator,
+        filter: Option<TypeFilter>,
+    },
+    /// A drop-in restSearch, rendered in MISP's own wire format; attributes must equal one of
+    /// the normalized values.
+    Dropin {
+        search: SearchRequest,
+        values: Vec<(String, Kind)>,
+    },
 }
 
 /// Who is asking, as far as MISP's answer depends on it.
@@ -106,57 +131,28 @@ impl Caller {
 #[derive(Debug)]
 pub struct Query {
     cache_key: Arc<str>,
-    search: SearchRequest,
+    request: Request,
     caller: Caller,
     identity: Option<String>,
-    render: Render,
-    /// The normalized values and their kinds, for TTLs and purges.
-    values: Vec<(String, Kind)>,
     /// Answered as "not found" without asking MISP, because no attribute can match.
     unmatchable: bool,
 }
 
 impl Query {
-    /// A drop-in restSearch query. `values` are the normalized search values that can match
-    /// something and `search` the complete request to send; every parameter in it becomes part
-    /// of the cache key.
-    pub fn dropin(search: SearchRequest, values: Vec<(String, Kind)>, caller: Caller) -> Self {
-        let unmatchable = values.is_empty();
-        let render = Render::Dropin(values.iter().map(|(value, _)| value.clone()).collect());
-        Self::build("dropin", search, caller, render, values, unmatchable)
-    }
-
-    fn build(
-        endpoint: &str,
-        search: SearchRequest,
-        caller: Caller,
-        render: Render,
-        values: Vec<(String, Kind)>,
-        unmatchable: bool,
-    ) -> Self {
-        let body = serde_json::to_string(search.body()).expect("a JSON map always serializes");
-        let identity = caller.identity();
-        let plain_values: Vec<String> = values.iter().map(|(value, _)| value.clone()).collect();
-        let cache_key = cache::cache_key(
-            endpoint,
-            identity.as_deref().unwrap_or("-"),
-            &plain_values,
-            &body,
-        );
-        Self {
-            cache_key,
-            search,
-            caller,
-            identity,
-            render,
-            values,
-            unmatchable,
-        }
-    }
-
     /// The cache key, for tests and logs; it holds no credential.
     pub fn cache_key(&self) -> &str {
         &self.cache_key
+    }
+
+    /// The normalized values and their kinds, for TTLs and purges.
+    fn values(&self) -> Vec<(&str, Kind)> {
+        match &self.request {
+            Request::Native { indicator, .. } => vec![(indicator.value(), indicator.kind())],
+            Request::Dropin { values, .. } => values
+                .iter()
+                .map(|(value, kind)| (value.as_str(), *kind))
+                .collect(),
+        }
     }
 }
 
@@ -175,6 +171,10 @@ pub struct Service {
     ttl_hit: TtlTable,
     ttl_miss: TtlTable,
     answer_deadline: Duration,
+    /// A digest of the settings that shape a cached body (limit, extras, `--field`s, public
+    /// URL), part of every cache key, so that replicas configured differently never read each
+    /// other's entries from Redis.
+    fingerprint: String,
     metrics: Metrics,
     error_log: LogLimiter,
 }
@@ -228,6 +228,7 @@ impl Service {
             ttl_hit: config.ttl_hit.clone(),
             ttl_miss: config.ttl_miss.clone(),
             answer_deadline: config.answer_deadline,
+            fingerprint: settings_fingerprint(config),
             metrics,
             error_log: LogLimiter::new(ERROR_LOG_INTERVAL),
         })
@@ -253,16 +254,69 @@ impl Service {
         self.limit
     }
 
-    /// Builds the query of a native `/lookup`: event tags and event UUIDs are always requested,
-    /// because the Graylog fields `tags` and `event_uuid` need them.
+    /// Builds the query of a native `/lookup`. Only the cache key is computed here; the MISP
+    /// search is built on a miss, so a hit does no JSON work.
     pub fn native_query(
         &self,
         indicator: Indicator,
-        filter: Option<&TypeFilter>,
+        filter: Option<TypeFilter>,
         caller: Caller,
     ) -> Query {
-        let unmatchable =
-            indicator.is_unmatchable() || filter.is_some_and(|f| !f.accepts(indicator.kind()));
+        let unmatchable = indicator.is_unmatchable()
+            || filter
+                .as_ref()
+                .is_some_and(|f| !f.accepts(indicator.kind()));
+        let identity = caller.identity();
+        let filter_tag = filter.as_ref().map(TypeFilter::cache_tag);
+        let parameters = format!(
+            "type={}\u{1f}{}",
+            filter_tag.as_deref().unwrap_or("*"),
+            self.fingerprint
+        );
+        let cache_key = cache::cache_key(
+            "lookup",
+            identity.as_deref().unwrap_or("-"),
+            [indicator.value()],
+            &parameters,
+        );
+        Query {
+            cache_key,
+            request: Request::Native { indicator, filter },
+            caller,
+            identity,
+            unmatchable,
+        }
+    }
+
+    /// Builds a drop-in restSearch query. `values` are the normalized search values that can
+    /// match something and `search` the complete request to send; every parameter in it
+    /// becomes part of the cache key.
+    pub fn dropin_query(
+        &self,
+        search: SearchRequest,
+        values: Vec<(String, Kind)>,
+        caller: Caller,
+    ) -> Query {
+        let identity = caller.identity();
+        let body = serde_json::to_string(search.body()).expect("a JSON map always serializes");
+        let cache_key = cache::cache_key(
+            "dropin",
+            identity.as_deref().unwrap_or("-"),
+            values.iter().map(|(value, _)| value.as_str()),
+            &format!("{body}\u{1f}{}", self.fingerprint),
+        );
+        Query {
+            cache_key,
+            unmatchable: values.is_empty(),
+            request: Request::Dropin { search, values },
+            caller,
+            identity,
+        }
+    }
+
+    /// The restSearch of a native lookup: event tags and event UUIDs are always requested,
+    /// because the Graylog fields `tags` and `event_uuid` need them.
+    fn native_search(&self, indicator: &Indicator, filter: Option<&TypeFilter>) -> SearchRequest {
         let mut search = SearchRequest::new(vec![indicator.value().to_owned()], self.limit);
         if let Some(filter) = filter {
             search.set("type", Value::from(filter.types().to_vec()));
@@ -272,15 +326,7 @@ impl Service {
         for parameter in &self.include {
             search.set(parameter, Value::Bool(true));
         }
-        let values = vec![(indicator.value().to_owned(), indicator.kind())];
-        Query::build(
-            "lookup",
-            search,
-            caller,
-            Render::Graylog(indicator),
-            values,
-            unmatchable,
-        )
+        search
     }
 
     /// Answers a query from the in-process tier, Redis, or MISP.
@@ -375,32 +421,36 @@ impl Service {
     }
 
     async fn load(&self, query: &Query) -> Result<Arc<Entry>, LookupError> {
+        let search = match &query.request {
+            Request::Native { indicator, filter } => self.native_search(indicator, filter.as_ref()),
+            Request::Dropin { search, .. } => search.clone(),
+        };
         let attributes = self
-            .fetch(query)
+            .fetch(query, &search)
             .await
             .inspect_err(|err| self.log_misp_error(err))?;
         let received = attributes.len();
 
-        let (body, found) = match &query.render {
-            Render::Graylog(indicator) => {
+        let (body, found) = match &query.request {
+            Request::Native { indicator, .. } => {
                 let matches: Vec<Value> = attributes
                     .into_iter()
                     .filter(|attribute| attribute_matches(attribute, indicator.value()))
                     .collect();
                 self.metrics.misp_matches.observe(matches.len() as f64);
                 let found = !matches.is_empty();
-                let body =
-                    self.renderer
-                        .graylog(indicator, matches, received, query.search.limit());
+                let body = self
+                    .renderer
+                    .graylog(indicator, matches, received, search.limit());
                 (body, found)
             }
-            Render::Dropin(values) => {
+            Request::Dropin { values, .. } => {
                 let matches: Vec<Value> = attributes
                     .into_iter()
                     .filter(|attribute| {
                         values
                             .iter()
-                            .any(|value| attribute_matches(attribute, value))
+                            .any(|(value, _)| attribute_matches(attribute, value))
                     })
                     .collect();
                 (answer::dropin(&matches), !matches.is_empty())
@@ -417,9 +467,9 @@ impl Service {
             .insert(Arc::clone(&query.cache_key), Arc::clone(&entry));
         if let Some(redis) = &self.redis {
             let values = query
-                .values
-                .iter()
-                .map(|(value, _)| value.clone())
+                .values()
+                .into_iter()
+                .map(|(value, _)| value.to_owned())
                 .collect();
             redis.spawn_set(&query.cache_key, values, Arc::clone(&entry));
         }
@@ -427,14 +477,15 @@ impl Service {
     }
 
     /// Asks MISP, through the batcher for single-key native lookups.
-    async fn fetch(&self, query: &Query) -> Result<Vec<Value>, MispError> {
+    async fn fetch(&self, query: &Query, search: &SearchRequest) -> Result<Vec<Value>, MispError> {
         if query.unmatchable {
             return Ok(Vec::new());
         }
-        if let (Some(batcher), Render::Graylog(indicator)) = (&self.batcher, &query.render) {
+        if let (Some(batcher), Request::Native { indicator, .. }) = (&self.batcher, &query.request)
+        {
             return batcher
                 .search(
-                    query.search.clone(),
+                    search.clone(),
                     indicator.value().to_owned(),
                     query.caller.misp_key.clone(),
                     query.identity.clone(),
@@ -443,7 +494,7 @@ impl Service {
         }
         self.upstream
             .search(
-                &query.search,
+                search,
                 query.caller.misp_key.as_ref(),
                 query.identity.as_deref(),
             )
@@ -454,9 +505,9 @@ impl Service {
     fn ttl_for(&self, query: &Query, found: bool) -> Duration {
         let table = if found { &self.ttl_hit } else { &self.ttl_miss };
         query
-            .values
-            .iter()
-            .map(|(_, kind)| table.for_kind(*kind))
+            .values()
+            .into_iter()
+            .map(|(_, kind)| table.for_kind(kind))
             .min()
             .unwrap_or_else(|| table.for_kind(Kind::Other))
     }

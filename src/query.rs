@@ -121,7 +121,7 @@ async fn query_misp(args: &QueryArgs) -> Result<bool, QueryError> {
     for key in &args.keys {
         let result = match indicator::parse(key) {
             Ok(indicator) => {
-                let query = service.native_query(indicator, filter.as_ref(), Caller::default());
+                let query = service.native_query(indicator, filter.clone(), Caller::default());
                 service.lookup(query).await.map_err(ApiError::from)
             }
             Err(err) => Err(ApiError::from(err)),

@@ -99,11 +99,15 @@ fn free_port() -> u16 {
     panic!("no free port pair found in 200 tries");
 }
 
-/// Starts two service instances sharing one Redis URL and one emulator.
+/// Starts two service instances sharing one Redis URL, each with its own emulator of the same
+/// data set so that MISP requests are counted per instance. Both link to the same public MISP
+/// URL, as replicas do: the settings that shape a body are part of the cache key.
 async fn two_instances(redis_url: &str, extra: &[&str]) -> (Harness, Harness) {
     let mut flags = vec![
         "--misp-key",
         KEY,
+        "--misp-public-url",
+        "https://misp.example.org",
         "--redis-url",
         redis_url,
         "--redis-timeout",
@@ -169,6 +173,25 @@ async fn redis_shares_answers_between_instances() {
     );
     first.stop().await;
     second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_entries_kept_apart_by_settings() {
+    let redis = RedisServer::start(free_port(), &[]);
+    let (first, _unused) = two_instances(&redis.url(), &[]).await;
+    let (other, _unused_too) = two_instances(&redis.url(), &["--misp-limit", "7"]).await;
+    assert_eq!(first.lookup("203.0.113.77").await.x_cache(), "miss");
+    assert!(
+        eventually(Duration::from_secs(5), async || redis.entry_count() == 1).await,
+        "the answer was not written to Redis"
+    );
+    assert_eq!(
+        other.lookup("203.0.113.77").await.x_cache(),
+        "miss",
+        "a replica with another --misp-limit must not read the entry"
+    );
+    first.stop().await;
+    other.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,7 +55,9 @@ pub async fn bulk_lookup(
                 ));
             };
             let indicator = indicator::parse(text)?;
-            let query = state.service.native_query(indicator, filter, caller);
+            let query = state
+                .service
+                .native_query(indicator, filter.cloned(), caller);
             Ok(state.service.lookup(query).await?)
         }
     });

@@ -10,7 +10,7 @@ use super::error::{ApiError, DropinError};
 use super::lookup::served_response;
 use super::{AppState, MAX_BODY_BYTES, read_body};
 use crate::indicator::{self, Kind};
-use crate::lookup::{Caller, Query, Served};
+use crate::lookup::{Caller, Served};
 use crate::misp::SearchRequest;
 use crate::misp::types::MISP_TYPES;
 
@@ -129,7 +129,7 @@ async fn search(
     state: &AppState,
 ) -> Result<Served, ApiError> {
     let (search, values) = build_search(parameters, state.service.limit())?;
-    let query = Query::dropin(search, values, caller);
+    let query = state.service.dropin_query(search, values, caller);
     Ok(state.service.lookup(query).await?)
 }
 

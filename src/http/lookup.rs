@@ -62,9 +62,7 @@ async fn answer(
         .as_deref()
         .map(TypeFilter::parse)
         .transpose()?;
-    let query = state
-        .service
-        .native_query(indicator, filter.as_ref(), caller);
+    let query = state.service.native_query(indicator, filter, caller);
     state
         .service
         .lookup(query)

@@ -27,7 +27,9 @@ async fn main() {
         misp_lookup::demo::DEMO_API_KEY,
     ])
     .expect("the fixed command line parses");
-    let Command::Serve(serve) = cli.command;
+    let Command::Serve(serve) = cli.command else {
+        unreachable!("the fixed command line is a serve command");
+    };
     let config = Config::from_args(&serve).expect("the fixed configuration is valid");
     let service = Service::new(&config, Metrics::new()).expect("the service builds");
     let indicator = misp_lookup::indicator::parse(&args.key).expect("the key is valid");

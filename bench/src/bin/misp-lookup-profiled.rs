@@ -13,7 +13,10 @@ async fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve(args) = Cli::parse().command;
+    let Command::Serve(args) = Cli::parse().command else {
+        eprintln!("misp-lookup-profiled: only the serve command is supported");
+        return ExitCode::from(2);
+    };
     let config = match Config::from_args(&args) {
         Ok(config) => config,
         Err(err) => {
