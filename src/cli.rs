@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::Secret;
 use crate::ttl::TtlTable;
 
 /// A caching threat-intel lookup service between Graylog's HTTP JSONPath adapter and MISP.
@@ -70,10 +71,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags of `misp-lookup serve`.
-///
-/// `Debug` is derived for clap's sake only: the secret flags are read as `String`s here and
-/// wrapped in [`crate::config::Secret`] by the config step, so never log these arguments.
+/// Flags of `misp-lookup serve`. Secret values are read into [`Secret`], so `Debug` output
+/// never shows them.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address and port to listen on. The Helm chart and container image set 0.0.0.0:8080.
@@ -89,9 +88,10 @@ pub struct ServeArgs {
         long,
         env = "MISP_LOOKUP_MISP_KEY",
         hide_env_values = true,
+        value_parser = Secret::parse,
         conflicts_with = "misp_key_file"
     )]
-    pub misp_key: Option<String>,
+    pub misp_key: Option<Secret>,
 
     /// File holding the MISP API key (surrounding whitespace is ignored).
     #[arg(long, env = "MISP_LOOKUP_MISP_KEY_FILE")]
@@ -177,8 +177,8 @@ pub struct ServeArgs {
     /// Shared cache tier: redis://[:password@]host:port[/db], rediss:// for TLS,
     /// redis-sentinel://host:port/db?sentinelServiceName=NAME&node=host:port or
     /// redis-cluster://host:port?node=host:port&node=host:port.
-    #[arg(long, env = "MISP_LOOKUP_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "MISP_LOOKUP_REDIS_URL", hide_env_values = true, value_parser = Secret::parse)]
+    pub redis_url: Option<Secret>,
 
     /// Longest wait for one Redis operation before the lookup goes on without it.
     #[arg(long, env = "MISP_LOOKUP_REDIS_TIMEOUT", default_value = "50ms", value_parser = humantime::parse_duration)]
@@ -190,9 +190,10 @@ pub struct ServeArgs {
         long,
         env = "MISP_LOOKUP_ADMIN_TOKEN",
         hide_env_values = true,
+        value_parser = Secret::parse,
         conflicts_with = "admin_token_file"
     )]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// File holding the admin token (surrounding whitespace is ignored).
     #[arg(long, env = "MISP_LOOKUP_ADMIN_TOKEN_FILE")]
@@ -203,9 +204,10 @@ pub struct ServeArgs {
         long,
         env = "MISP_LOOKUP_API_TOKEN",
         hide_env_values = true,
+        value_parser = Secret::parse,
         conflicts_with = "api_token_file"
     )]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
 
     /// File holding the API token (surrounding whitespace is ignored).
     #[arg(long, env = "MISP_LOOKUP_API_TOKEN_FILE")]

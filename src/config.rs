@@ -22,7 +22,12 @@ impl Secret {
         Self(value.into())
     }
 
-    /// Returns the credential's text, for the one place that sends it.
+    /// Parses a command-line value; clap's `value_parser` for secret flags.
+    pub fn parse(text: &str) -> Result<Self, std::convert::Infallible> {
+        Ok(Self::new(text))
+    }
+
+    /// Returns the credential's text, for the places that send or compare it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -220,7 +225,7 @@ impl Config {
     pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
         let misp_key = read_secret(
             "--misp-key",
-            args.misp_key.as_deref(),
+            args.misp_key.as_ref(),
             "--misp-key-file",
             args.misp_key_file.as_deref(),
         )?;
@@ -316,7 +321,7 @@ impl Config {
         }
         let redis = match &args.redis_url {
             Some(url) => Some(RedisConfig {
-                url: validate_redis_url(url)?,
+                url: validate_redis_url(url.expose())?,
                 timeout: args.redis_timeout,
             }),
             None => None,
@@ -329,7 +334,7 @@ impl Config {
         }
         let admin_token = read_secret(
             "--admin-token",
-            args.admin_token.as_deref(),
+            args.admin_token.as_ref(),
             "--admin-token-file",
             args.admin_token_file.as_deref(),
         )?;
@@ -348,7 +353,7 @@ impl Config {
 
         let api_token = read_secret(
             "--api-token",
-            args.api_token.as_deref(),
+            args.api_token.as_ref(),
             "--api-token-file",
             args.api_token_file.as_deref(),
         )?;
@@ -418,12 +423,12 @@ impl Config {
 /// Reads a secret given either inline or as a file; the file's surrounding whitespace is dropped.
 fn read_secret(
     flag: &'static str,
-    inline: Option<&str>,
+    inline: Option<&Secret>,
     file_flag: &'static str,
     file: Option<&Path>,
 ) -> Result<Option<Secret>, ConfigError> {
     let text = match (inline, file) {
-        (Some(text), _) => text.trim().to_owned(),
+        (Some(secret), _) => secret.expose().trim().to_owned(),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|err| {
                 ConfigError::new(file_flag, format!("cannot read {}: {err}", path.display()))

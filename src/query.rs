@@ -62,7 +62,7 @@ async fn query_server(server: &str, args: &QueryArgs) -> Result<bool, QueryError
             request = request.query(&[("type", filter)]);
         }
         if let Some(token) = &args.serve.api_token {
-            request = request.header("X-Api-Token", token);
+            request = request.header("X-Api-Token", token.expose());
         }
         let response = request
             .send()

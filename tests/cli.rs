@@ -102,3 +102,27 @@ fn query_refused_key_fails() {
     let body: Value = serde_json::from_slice(&output.stdout).expect("an error body");
     assert_eq!(body["code"], "key_operator");
 }
+
+#[test]
+fn parsed_arguments_debug_hides_secrets() {
+    use clap::Parser as _;
+    let cli = misp_lookup::cli::Cli::try_parse_from([
+        "misp-lookup",
+        "serve",
+        "--misp-url",
+        "http://127.0.0.1:9",
+        "--misp-key",
+        "KeyKeyKeyKeyKeyKeyKeyKeyKeyKeyKeyKeyKey1",
+        "--api-token",
+        "api-token-api-token-1",
+        "--admin-token",
+        "admin-token-admin-token-1",
+        "--redis-url",
+        "redis://:hunter2@127.0.0.1:6379",
+    ])
+    .expect("the command line parses");
+    let debug = format!("{cli:?}");
+    for secret in ["KeyKeyKey", "api-token-api", "admin-token-admin", "hunter2"] {
+        assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+    }
+}
