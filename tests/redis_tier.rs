@@ -1,5 +1,6 @@
 //! The shared Redis tier against real `redis-server` processes on loopback ports: a single
-//! server and a three-node Redis Cluster, shared by two service instances.
+//! server, a primary behind Redis Sentinel and a three-node Redis Cluster, each shared by two
+//! service instances.
 
 mod common;
 
@@ -331,6 +332,71 @@ async fn purge_removes_key_from_both_tiers() {
         "miss",
         "a purged key must be asked of MISP again"
     );
+    first.stop().await;
+    second.stop().await;
+}
+
+/// A Redis Sentinel on a loopback port that monitors one primary as `mymaster`.
+struct Sentinel {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(primary_port: u16) -> Sentinel {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        let config = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 \
+                 {primary_port} 1\nsentinel down-after-milliseconds mymaster 5000\n"
+            ),
+        )
+        .expect("sentinel configuration written");
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed: run the README's test command");
+        wait_for_ping(port);
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_shares_answers_between_instances() {
+    let primary = RedisServer::start(free_port(), &[]);
+    let sentinel = Sentinel::start(primary.port);
+    let url = format!(
+        "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName=mymaster",
+        sentinel.port
+    );
+    let (first, second) = two_instances(&url, &[]).await;
+
+    assert_eq!(first.lookup("203.0.113.77").await.x_cache(), "miss");
+    assert!(
+        eventually(Duration::from_secs(5), async || primary.entry_count() == 1).await,
+        "the answer did not reach the primary found through Sentinel"
+    );
+    let read = second.lookup("203.0.113.77").await;
+    assert_eq!(read.x_cache(), "redis", "{}", read.text());
+    assert_eq!(second.emulator().search_requests(), 0);
     first.stop().await;
     second.stop().await;
 }
