@@ -69,17 +69,7 @@ pub async fn bulk_lookup(
         if index > 0 {
             output.push(b',');
         }
-        let outcome = match &result {
-            Ok(served) if served.entry.found => "found",
-            Ok(_) => "not_found",
-            Err(ApiError::Lookup(_)) => "error",
-            Err(_) => "rejected",
-        };
-        state
-            .metrics
-            .lookups
-            .with_label_values(&["bulk", outcome])
-            .inc();
+        state.count_lookup("bulk", &result);
         let item = match result {
             Ok(served) => served.entry.body.clone(),
             Err(err) => err.body_bytes(),

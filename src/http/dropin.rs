@@ -107,17 +107,7 @@ fn finish(
     path: String,
     state: &AppState,
 ) -> Result<HttpResponse, DropinError> {
-    let outcome = match &result {
-        Ok(served) if served.entry.found => "found",
-        Ok(_) => "not_found",
-        Err(ApiError::Lookup(_)) => "error",
-        Err(_) => "rejected",
-    };
-    state
-        .metrics
-        .lookups
-        .with_label_values(&["dropin", outcome])
-        .inc();
+    state.count_lookup("dropin", &result);
     result
         .map(|served| served_response(&served))
         .map_err(|error| DropinError { error, path })

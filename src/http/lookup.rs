@@ -28,17 +28,7 @@ pub async fn lookup(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let result = answer(&request, &params, &state).await;
-    let outcome = match &result {
-        Ok(served) if served.entry.found => "found",
-        Ok(_) => "not_found",
-        Err(ApiError::Lookup(_)) => "error",
-        Err(_) => "rejected",
-    };
-    state
-        .metrics
-        .lookups
-        .with_label_values(&["lookup", outcome])
-        .inc();
+    state.count_lookup("lookup", &result);
     if let Err(err @ (ApiError::Key(_) | ApiError::KeyEncoding)) = &result {
         state
             .metrics

@@ -20,7 +20,7 @@ use self::auth::AuthPolicy;
 use self::error::ApiError;
 use crate::config::{Config, Secret};
 use crate::demo::{self, Emulator, EmulatorConfig};
-use crate::lookup::Service;
+use crate::lookup::{Served, Service};
 use crate::metrics::{Metrics, status_class};
 
 /// Largest request body accepted by the drop-in search, in bytes.
@@ -45,6 +45,22 @@ pub struct AppState {
     pub readiness: health::Readiness,
     /// Token required by the cache administration endpoints.
     pub admin_token: Option<Secret>,
+}
+
+impl AppState {
+    /// Counts a lookup in `misp_lookup_lookups_total` by endpoint and outcome.
+    pub fn count_lookup(&self, endpoint: &'static str, result: &Result<Served, ApiError>) {
+        let outcome = match result {
+            Ok(served) if served.entry.found => "found",
+            Ok(_) => "not_found",
+            Err(ApiError::Lookup(_)) => "error",
+            Err(_) => "rejected",
+        };
+        self.metrics
+            .lookups
+            .with_label_values(&[endpoint, outcome])
+            .inc();
+    }
 }
 
 /// Why the server could not start.
