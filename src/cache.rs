@@ -113,8 +113,8 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Creates a cache that holds at most `capacity` entries and serves expired ones for
-    /// `stale_max` more.
+    /// Creates a cache of at most `capacity` entries that serves expired ones for `stale_max`
+    /// more.
     pub fn new(capacity: u64, stale_max: Duration, metrics: Metrics) -> Self {
         let estimated_items = usize::try_from(capacity).unwrap_or(usize::MAX);
         let entries = QuickCache::with(
@@ -193,12 +193,13 @@ impl Cache {
         count
     }
 
-    /// The number of entries held, expired ones included until they are evicted or replaced.
+    /// Returns the number of entries, expired ones included until they are evicted or
+    /// replaced.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Tells whether the cache holds no entry.
+    /// Tells whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.len() == 0
     }

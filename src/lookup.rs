@@ -61,7 +61,7 @@ pub enum CacheStatus {
 }
 
 impl CacheStatus {
-    /// The `X-Cache` header value.
+    /// Returns the `X-Cache` header value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Hit => "hit",
@@ -118,8 +118,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller's identity in cache keys: a SHA-256 digest of the forwarded key, never the
-    /// key itself, or `None` when the service's own key is used.
+    /// Returns the caller's identity in cache keys: a SHA-256 digest of the forwarded key,
+    /// never the key itself, or `None` when the service's own key is used.
     fn identity(&self) -> Option<String> {
         self.misp_key
             .as_ref()
@@ -139,12 +139,12 @@ pub struct Query {
 }
 
 impl Query {
-    /// The cache key, for tests and logs; it holds no credential.
+    /// Returns the cache key, for tests and logs. It contains no credential.
     pub fn cache_key(&self) -> &str {
         &self.cache_key
     }
 
-    /// The normalized values and their kinds, for TTLs and purges.
+    /// Returns the normalized values and their kinds, for TTLs and purges.
     fn values(&self) -> Vec<(&str, Kind)> {
         match &self.request {
             Request::Native { indicator, .. } => vec![(indicator.value(), indicator.kind())],
@@ -234,22 +234,22 @@ impl Service {
         })
     }
 
-    /// The MISP client, for the readiness probe.
+    /// Returns the MISP client, for the readiness probe.
     pub fn misp(&self) -> &Client {
         self.upstream.client()
     }
 
-    /// The shared Redis tier, if configured.
+    /// Returns the shared Redis tier, if configured.
     pub fn redis(&self) -> Option<&Arc<RedisTier>> {
         self.redis.as_ref()
     }
 
-    /// The number of entries in the in-process tier.
+    /// Returns the number of entries in the in-process tier.
     pub fn cache_len(&self) -> usize {
         self.cache.len()
     }
 
-    /// The per-key `limit` sent to MISP.
+    /// Returns the per-key `limit` sent to MISP.
     pub fn limit(&self) -> u32 {
         self.limit
     }
@@ -289,7 +289,7 @@ impl Service {
     }
 
     /// Builds a drop-in restSearch query. `values` are the normalized search values that can
-    /// match something and `search` the complete request to send; every parameter in it
+    /// match something, and `search` is the complete request to send. Every parameter in it
     /// becomes part of the cache key.
     pub fn dropin_query(
         &self,
@@ -314,8 +314,8 @@ impl Service {
         }
     }
 
-    /// The restSearch of a native lookup: event tags and event UUIDs are always requested,
-    /// because the Graylog fields `tags` and `event_uuid` need them.
+    /// Builds the restSearch of a native lookup. Event tags and event UUIDs are always
+    /// requested, because the Graylog fields `tags` and `event_uuid` need them.
     fn native_search(&self, indicator: &Indicator, filter: Option<&TypeFilter>) -> SearchRequest {
         let mut search = SearchRequest::new(vec![indicator.value().to_owned()], self.limit);
         if let Some(filter) = filter {
@@ -403,8 +403,8 @@ impl Service {
         let service = Arc::clone(self);
         let task = tokio::spawn(async move {
             let result = service.load(&query).await;
-            // Removed only after the cache holds the answer, so a caller always finds one of
-            // the two.
+            // Removed only after the cache contains the answer, so a caller always finds one
+            // of the two.
             service
                 .inflight
                 .lock()
@@ -501,7 +501,7 @@ impl Service {
             .await
     }
 
-    /// The TTL of an answer: by kind and outcome, the shortest over a drop-in's values.
+    /// Returns the TTL of an answer by kind and outcome, the shortest over a drop-in's values.
     fn ttl_for(&self, query: &Query, found: bool) -> Duration {
         let table = if found { &self.ttl_hit } else { &self.ttl_miss };
         query

@@ -10,7 +10,7 @@ use super::{AppState, BULK_BODY_BYTES, read_body};
 use crate::indicator;
 use crate::misp::types::TypeFilter;
 
-/// Most keys in one bulk request.
+/// Maximum number of keys in one bulk request.
 pub const MAX_BULK_KEYS: usize = 1000;
 
 /// The bulk request body.

@@ -17,11 +17,11 @@ use crate::misp::types::MISP_TYPES;
 /// Path of MISP's attribute search.
 const REST_SEARCH_PATH: &str = "/attributes/restSearch";
 
-/// Most values accepted in one drop-in search.
+/// Maximum number of values in one drop-in search.
 pub const MAX_DROPIN_VALUES: usize = 100;
 
-/// Largest `limit` a drop-in search may ask for, so that one caller cannot make the service
-/// read MISP's whole database into memory.
+/// Maximum `limit` of a drop-in search, so that one caller cannot make the service read
+/// MISP's whole database into memory.
 pub const MAX_DROPIN_LIMIT: u64 = 1000;
 
 /// Parameters the drop-in endpoint honours; any other is rejected so that a caller never gets

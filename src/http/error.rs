@@ -92,7 +92,7 @@ impl From<MispError> for ApiError {
 }
 
 impl ApiError {
-    /// The stable machine-readable code.
+    /// Returns the stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Key(err) => err.code(),
@@ -114,7 +114,8 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status. The match is exhaustive, so a new variant needs a status to compile.
+    /// Returns the HTTP status. The match is exhaustive, so a new variant needs a status to
+    /// compile.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Key(_)
@@ -150,7 +151,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON error body without MISP's members, as bytes.
+    /// Returns the JSON error body without MISP's members, as bytes.
     pub fn body_bytes(&self) -> bytes::Bytes {
         let message = self.to_string();
         let body = ErrorBody {

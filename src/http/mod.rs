@@ -91,17 +91,17 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The bound address (useful with port 0).
+    /// Returns the bound address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The base URL, e.g. `http://127.0.0.1:8080`.
+    /// Returns the base URL, e.g. `http://127.0.0.1:8080`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// The demo emulator's URL, when running with `--demo`.
+    /// Returns the demo emulator's URL, when running with `--demo`.
     pub fn demo_misp_url(&self) -> Option<String> {
         self.emulator.as_ref().map(Emulator::url)
     }
@@ -286,7 +286,8 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
-/// A resource that answers `route` and 405 with a JSON body for every other method.
+/// Builds a resource that serves `route` and returns 405 with a JSON body for every other
+/// method.
 fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path)
         .route(route)
