@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Check that openapi.yaml describes what the running service returns.
 
-The checker starts several misp-lookup instances on free 127.0.0.1 ports: the demo with an
-admin token, the demo with an API token, the demo with --forward-caller-key, instances against
-a fake MISP (written here) that fails in every way the service maps to 502, 503 and 504, and
-the demo against a fake Redis whose commands fail. It sends one or more requests for every
+The checker starts several misp-lookup instances on free 127.0.0.1 ports. Three run the demo,
+with an admin token, with an API token and with --forward-caller-key. Four run against a fake
+MISP (defined here) that fails in each way the service maps to 502, 503 and 504. One runs the
+demo against a fake Redis whose commands fail. The checker sends one or more requests for every
 (path, method, status) triple that the document lists and checks each response:
 
 * the status is listed for the operation (404 and 405 for requests that match no operation,
@@ -54,7 +54,7 @@ API_TOKEN = "check-api-token-0123456789"
 MISP_KEY = "0123456789abcdefghij0123456789abcdefghij"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-# Documented statuses that no request from outside can produce, by status.
+# Documented statuses that no request can produce, with the reason.
 UNPRODUCIBLE = {
     "500": "internal_error is returned only when the task that asks MISP panics",
 }
@@ -63,8 +63,8 @@ STARTUP_TIMEOUT_SECONDS = 20.0
 REQUEST_TIMEOUT_SECONDS = 15.0
 TOTAL_TIMEOUT_SECONDS = 240.0
 
-# How long the fake MISP waits before answering a search for a value starting with "hang". It
-# exceeds the --answer-deadline of the fake-MISP instances and stays below their --misp-timeout.
+# Delay of the fake MISP's response to a search for a value starting with "hang". It exceeds
+# the --answer-deadline of the fake-MISP instances and stays below their --misp-timeout.
 FAKE_MISP_HANG_SECONDS = 1.5
 
 
@@ -74,10 +74,11 @@ FAKE_MISP_HANG_SECONDS = 1.5
 class FakeMispHandler(http.server.BaseHTTPRequestHandler):
     """MISP's restSearch and getVersion, failing according to the searched value.
 
-    The first label of the first searched value selects the answer: `e500` a 500, `e403` a 403,
-    `e429` a 429 with X-Rate-Limit-Reset, `html` an HTML page, `badjson` invalid JSON,
-    `redirect` a redirect to the login page, `hang` a late empty answer; any other value an
-    empty answer. getVersion always answers 403, so readiness reports a rejected key.
+    The part of the first searched value before the first `-` or `.` selects the response:
+    `e500` a 500, `e403` a 403, `e429` a 429 with X-Rate-Limit-Reset, `html` an HTML page,
+    `badjson` invalid JSON, `redirect` a redirect to the login page, `hang` a late empty result.
+    Any other value gets an empty result. getVersion always returns 403, so readiness reports
+    a rejected key.
     """
 
     protocol_version = "HTTP/1.1"
@@ -134,7 +135,7 @@ class FakeMispHandler(http.server.BaseHTTPRequestHandler):
 
 
 class FakeRedisHandler(socketserver.StreamRequestHandler):
-    """A RESP server that accepts connections but fails every data command.
+    """A Redis (RESP) server that accepts connections but fails every data command.
 
     PING, CLIENT, SELECT and AUTH succeed, so the client connects. Every other command gets an
     error reply, so the service's cache purges end with 502 redis_failed.
@@ -205,7 +206,7 @@ class ServiceInstance:
             )
 
     def wait_ready(self) -> bool:
-        """Waits until /healthz answers 200. Returns False when the process exited."""
+        """Wait until /healthz returns 200. Return False when the process exited."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -215,7 +216,7 @@ class ServiceInstance:
                 if status == 200:
                     return True
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name}: /healthz did not answer within {STARTUP_TIMEOUT_SECONDS} s")
+        raise RuntimeError(f"{self.name}: /healthz did not return 200 within {STARTUP_TIMEOUT_SECONDS} s")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -234,7 +235,7 @@ class ServiceInstance:
 
 
 def start_instances(instances: list[ServiceInstance]) -> None:
-    """Starts every instance and waits for all; retries an instance whose port was taken."""
+    """Start every instance and wait for all. Retry an instance whose port was taken meanwhile."""
     for instance in instances:
         instance.start()
     for instance in instances:
@@ -260,7 +261,7 @@ def send(
         try:
             connection.request(method, path, body=body, headers=headers or {})
         except (BrokenPipeError, ConnectionResetError):
-            # The service may answer 413 and close before it read the whole body.
+            # The service may send 413 and close the connection before it reads the whole body.
             pass
         response = connection.getresponse()
         return response.status, response.headers, response.read()
@@ -299,7 +300,7 @@ class Spec:
         self.path_patterns.sort(key=lambda pair: "{" in pair[0])
 
     def resolve(self, node: dict, pointer: str) -> tuple[dict, str]:
-        """Follows `$ref`s within the document. Returns the node and its JSON pointer."""
+        """Follow `$ref`s within the document. Return the node and its JSON pointer."""
         for _ in range(20):
             ref = node.get("$ref") if isinstance(node, dict) else None
             if ref is None:
@@ -337,7 +338,7 @@ class Spec:
         return triples
 
     def response_for(self, template: str | None, method: str, status: int) -> tuple[str, dict, str] | None:
-        """Returns (operation label, response object, its pointer), or None if undocumented."""
+        """Return (operation label, response object, its pointer), or None if undocumented."""
         if template is None or (template, method) not in self.operations:
             expected = "NotFound" if template is None else "MethodNotAllowed"
             expected_status = 404 if template is None else 405
@@ -347,12 +348,13 @@ class Spec:
             response, pointer = self.resolve(self.document["components"]["responses"][expected], pointer)
             return ("*", response, pointer)
         responses = self.operations[(template, method)].get("responses", {})
-        key = str(status) if str(status) in responses else "default" if "default" in responses else None
-        if key is None:
+        if str(status) in responses:
+            key = str(status)
+        elif "default" in responses:
+            key = "default"
+        else:
             return None
-        pointer = (
-            f"/paths/{escape_pointer_segment(template)}/{method}/responses/{key}"
-        )
+        pointer = f"/paths/{escape_pointer_segment(template)}/{method}/responses/{key}"
         response, pointer = self.resolve(responses[key], pointer)
         return (template, response, pointer)
 
@@ -414,11 +416,13 @@ def body_errors(spec: Spec, response: dict, pointer: str, method: str, headers, 
         return [f"Content-Type {actual_type!r} is not documented; documented: {sorted(content)}"]
     if method == "HEAD":
         return []
+
     media = matching[0]
     media_object = content[media]
     if "schema" not in media_object:
         return []
     schema_pointer = f"{pointer}/content/{escape_pointer_segment(media)}/schema"
+
     base_type = media.split(";")[0].strip().lower()
     if base_type == "application/json" or base_type.endswith("+json"):
         try:
@@ -434,7 +438,7 @@ def body_errors(spec: Spec, response: dict, pointer: str, method: str, headers, 
 
 
 def example_errors(spec: Spec) -> list[str]:
-    """Validates every example of response and request body content against its schema."""
+    """Validate every example of response and request body content against its schema."""
     errors = []
 
     def check_content(content: dict, pointer: str) -> None:

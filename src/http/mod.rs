@@ -194,15 +194,7 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
                     .map(|state| state.metrics.clone());
                 service.call(request).map(move |result| {
                     if let (Ok(response), Some(metrics)) = (&result, metrics) {
-                        let status = status_class(response.status().as_u16());
-                        metrics
-                            .http_requests
-                            .with_label_values(&[&route, method, status])
-                            .inc();
-                        metrics
-                            .http_duration
-                            .with_label_values(&[&route])
-                            .observe(started.elapsed().as_secs_f64());
+                        record_request(&metrics, &route, method, response, started);
                     }
                     result
                 })
@@ -227,6 +219,38 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
         task,
         emulator,
     })
+}
+
+/// Counts a finished request and logs a failed one at debug level. MISP and Redis failures
+/// are already logged, rate-limited, where they happen, so these lines stay off by default.
+fn record_request(
+    metrics: &Metrics,
+    route: &str,
+    method: &'static str,
+    response: &actix_web::dev::ServiceResponse,
+    started: Instant,
+) {
+    let status = response.status();
+    let elapsed = started.elapsed();
+    metrics
+        .http_requests
+        .with_label_values(&[route, method, status_class(status.as_u16())])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
+    if !status.is_success() {
+        let error = response.response().error().map(ToString::to_string);
+        tracing::debug!(
+            method,
+            route,
+            status = status.as_u16(),
+            error = error.as_deref().unwrap_or(""),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request failed"
+        );
+    }
 }
 
 /// Registers every route.
