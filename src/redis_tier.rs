@@ -181,7 +181,16 @@ impl RedisTier {
     }
 
     /// Removes every key this service wrote. Returns the number of entries removed.
+    ///
+    /// Each page of the scan and each deletion waits at most [`ADMIN_TIMEOUT`], so a purge
+    /// against an unreachable Redis fails instead of hanging.
     pub async fn purge_all(&self) -> Result<usize, RedisError> {
+        if !self.client.is_connected() {
+            return Err(RedisError::new(
+                fred::error::ErrorKind::IO,
+                "Redis is not connected",
+            ));
+        }
         let pattern = format!("{KEY_PREFIX}:{KEY_VERSION}:*");
         let mut keys = if self.clustered {
             self.client
@@ -192,9 +201,12 @@ impl RedisTier {
         };
         let entry_prefix = format!("{KEY_PREFIX}:{KEY_VERSION}:e:");
         let mut removed = 0;
-        while let Some(key) = keys.next().await {
-            let key = key?;
-            let Some(name) = key.as_str().map(str::to_owned) else {
+        loop {
+            let next = tokio::time::timeout(ADMIN_TIMEOUT, keys.next())
+                .await
+                .map_err(|_| timeout_error())?;
+            let Some(key) = next else { break };
+            let Some(name) = key?.as_str().map(str::to_owned) else {
                 continue;
             };
             let count: i64 = with_timeout(ADMIN_TIMEOUT, self.client.del(name.as_str())).await?;
@@ -258,12 +270,14 @@ async fn with_timeout<T>(
 ) -> Result<T, RedisError> {
     tokio::time::timeout(limit, future)
         .await
-        .unwrap_or_else(|_| {
-            Err(RedisError::new(
-                fred::error::ErrorKind::Timeout,
-                "Redis did not answer in time",
-            ))
-        })
+        .unwrap_or_else(|_| Err(timeout_error()))
+}
+
+fn timeout_error() -> RedisError {
+    RedisError::new(
+        fred::error::ErrorKind::Timeout,
+        "Redis did not answer in time",
+    )
 }
 
 /// The Redis key of a cache entry: a digest of the cache key, which keeps keys short and

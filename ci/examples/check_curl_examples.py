@@ -12,7 +12,7 @@ without curl runs as it is, with the binary's directory first on PATH, and each 
 output must be JSON. The check fails when a command fails, a status differs from the block's
 `# expect:` or a JSON body does not parse. The service is stopped at the end, also on error.
 
-Usage: check_curl_examples.py --binary target/debug/misp-lookup [--doc examples/curl.md]
+Usage: check_curl_examples.py [--doc examples/curl.md] [MISP_LOOKUP_BINARY]
 """
 
 from __future__ import annotations
@@ -202,7 +202,10 @@ def check(binary: str, doc: Path) -> int:
 def main() -> int:
     repo = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=str(repo / "target/debug/misp-lookup"))
+    parser.add_argument(
+        "binary", nargs="?", default=str(repo / "target/debug/misp-lookup"),
+        help="the misp-lookup binary (default: target/debug/misp-lookup)",
+    )
     parser.add_argument("--doc", type=Path, default=repo / "examples/curl.md")
     arguments = parser.parse_args()
     if not os.access(arguments.binary, os.X_OK):

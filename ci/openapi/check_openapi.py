@@ -19,7 +19,7 @@ It fails when a response does not validate, when a documented triple was never p
 the ones in UNPRODUCIBLE), or when a request gets another status than its case expects.
 It also validates every response and request body example in the document against its schema.
 
-Usage: check_openapi.py --binary target/debug/misp-lookup [--spec openapi.yaml]
+Usage: check_openapi.py [--spec openapi.yaml] [MISP_LOOKUP_BINARY]
 """
 
 from __future__ import annotations
@@ -75,10 +75,14 @@ class FakeMispHandler(http.server.BaseHTTPRequestHandler):
     """MISP's restSearch and getVersion, failing according to the searched value.
 
     The part of the first searched value before the first `-` or `.` selects the response:
-    `e500` a 500, `e403` a 403, `e429` a 429 with X-Rate-Limit-Reset, `html` an HTML page,
-    `badjson` invalid JSON, `redirect` a redirect to the login page, `hang` a late empty result.
-    Any other value gets an empty result. getVersion always returns 403, so readiness reports
-    a rejected key.
+
+    * `e500`, `e403`: that status.
+    * `e429`: 429 with X-Rate-Limit-Reset.
+    * `html`: an HTML page. `badjson`: invalid JSON. `redirect`: a redirect to the login page.
+    * `hang`: an empty result after FAKE_MISP_HANG_SECONDS.
+    * any other value: an empty result.
+
+    getVersion always returns 403, so readiness reports a rejected key.
     """
 
     protocol_version = "HTTP/1.1"
@@ -484,6 +488,7 @@ class Case:
     status: int
     headers: dict = field(default_factory=dict)
     body: bytes | None = None
+    timeout: float = REQUEST_TIMEOUT_SECONDS
 
 
 def json_body(document: object) -> bytes:
@@ -608,6 +613,10 @@ def build_cases() -> list[Case]:
         Case("plain", "DELETE", "/cache", 401),
         Case("api", "DELETE", "/cache", 401, admin),
         Case("redis", "DELETE", "/cache", 502, admin),
+        # An unreachable Redis is a failed purge too. Each Redis command of a purge waits at
+        # most 5 s, so the response must come well within the timeout of this case.
+        Case("redis-down", "DELETE", "/cache/c2.malware.example", 502, admin, timeout=12.0),
+        Case("redis-down", "DELETE", "/cache", 502, admin, timeout=12.0),
         # Operations.
         Case("plain", "GET", "/healthz", 200),
         Case("plain", "GET", "/readyz", 200),
@@ -635,7 +644,10 @@ def build_cases() -> list[Case]:
     return cases
 
 
-def instance_arguments(fake_misp_url: str, refused_url: str, fake_redis_url: str) -> dict[str, list[str]]:
+def instance_arguments(
+    fake_misp_url: str, refused_url: str, fake_redis_url: str
+) -> dict[str, list[str]]:
+    refused_redis_url = "redis://" + refused_url.removeprefix("http://")
     fake_common = [
         "--misp-url", fake_misp_url, "--misp-key", MISP_KEY, "--batch-max", "1",
         "--misp-retries", "0", "--answer-deadline", "300ms", "--misp-timeout", "3s",
@@ -652,6 +664,7 @@ def instance_arguments(fake_misp_url: str, refused_url: str, fake_redis_url: str
             "--breaker-failures", "1000",
         ],
         "redis": ["--demo", "--admin-token", ADMIN_TOKEN, "--redis-url", fake_redis_url],
+        "redis-down": ["--demo", "--admin-token", ADMIN_TOKEN, "--redis-url", refused_redis_url],
     }
 
 
@@ -717,10 +730,14 @@ def run(binary: str, spec_path: Path) -> int:
 
 
 def check_case(spec: Spec, instance: ServiceInstance, case: Case, produced: set) -> list[str]:
+    """Send the request of one case and check the response. Return the problems found."""
     label = f"[{instance.name}] {case.method} {case.path[:100]}"
     try:
-        status, headers, body = send(instance.port, case.method, case.path, case.headers, case.body)
+        status, headers, body = send(
+            instance.port, case.method, case.path, case.headers, case.body, case.timeout
+        )
     except OSError as error:
+        print(f"FAIL --- {label}")
         return [f"{label}: request failed: {error}"]
     problems = []
     if status != case.status:
@@ -745,7 +762,10 @@ def check_case(spec: Spec, instance: ServiceInstance, case: Case, produced: set)
 def main() -> int:
     repo = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=str(repo / "target/debug/misp-lookup"))
+    parser.add_argument(
+        "binary", nargs="?", default=str(repo / "target/debug/misp-lookup"),
+        help="the misp-lookup binary (default: target/debug/misp-lookup)",
+    )
     parser.add_argument("--spec", type=Path, default=repo / "openapi.yaml")
     arguments = parser.parse_args()
     if not os.access(arguments.binary, os.X_OK):

@@ -23,4 +23,4 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null || true)" != "$want
 fi
 
 exec "$venv/bin/python" "$here/check_openapi.py" \
-    --binary "${1:-$repo/target/debug/misp-lookup}" --spec "$repo/openapi.yaml"
+    --spec "$repo/openapi.yaml" "${1:-$repo/target/debug/misp-lookup}"

@@ -65,8 +65,13 @@ pub enum ApiError {
     NotFound,
 
     /// The route exists but not for this method.
-    #[error("this endpoint does not accept the {0} method")]
-    MethodNotAllowed(String),
+    #[error("this endpoint does not accept the {method} method; it accepts {allow}")]
+    MethodNotAllowed {
+        /// The method received.
+        method: String,
+        /// The methods the route accepts, for the `Allow` header.
+        allow: &'static str,
+    },
 
     /// The request body exceeds the size limit.
     #[error("the request body exceeds {0} bytes")]
@@ -105,7 +110,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::MalformedCallerKey => "misp_auth_failed",
             Self::NotFound => "not_found",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::TooManyKeys(_) => "too_many_keys",
             Self::RedisFailed(_) => "redis_failed",
@@ -130,7 +135,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::MalformedCallerKey => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Lookup(LookupError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Lookup(LookupError::Misp(err)) => misp_status(err),

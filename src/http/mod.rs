@@ -259,33 +259,33 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/lookup")
                 .route(web::post().to(bulk::bulk_lookup))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("POST")),
         )
         .service(
             web::resource("/lookup/{key:.*}")
                 .route(web::get().to(lookup::lookup))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("GET")),
         )
         .service(
             web::resource("/cache")
                 .route(web::delete().to(admin::purge_all))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("DELETE")),
         )
         .service(
             web::resource("/cache/{key:.*}")
                 .route(web::delete().to(admin::purge_key))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("DELETE")),
         )
         .service(
             web::resource(["/attributes/restSearch", "/attributes/restSearch.json"])
                 .route(web::post().to(dropin::search_post))
                 .route(web::get().to(dropin::search_get))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("GET, POST")),
         )
         .service(
             web::resource("/attributes/restSearch/{parameters:.*}")
                 .route(web::get().to(dropin::search_get))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("GET")),
         )
         .service(get_only("/healthz", web::get().to(health::healthz)))
         .service(get_only("/readyz", web::get().to(health::readyz)))
@@ -315,15 +315,22 @@ pub(crate) async fn read_body(
 fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(method_not_allowed))
+        .default_service(method_not_allowed("GET"))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(request.method().to_string()))
+/// Builds the fallback of a resource that accepts only the `allow` methods: 405 with a JSON
+/// body and an `Allow` header.
+fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |request: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow,
+        })
+    })
 }
 
 /// Bounds the `method` label to the standard methods.
