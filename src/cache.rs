@@ -84,11 +84,15 @@ pub fn cache_key<'a>(
     key.into()
 }
 
-/// Tells whether a cache key was built for `value`.
+/// Tells whether a cache key was built for `value`, compared as MISP compares values (case
+/// folded), because keys of kind `other` keep their case and every case variant has the same
+/// MISP answer.
 pub fn key_has_value(key: &str, value: &str) -> bool {
-    key.split(PART_SEPARATOR)
-        .nth(3)
-        .is_some_and(|values| values.split(VALUE_SEPARATOR).any(|v| v == value))
+    key.split(PART_SEPARATOR).nth(3).is_some_and(|values| {
+        values
+            .split(VALUE_SEPARATOR)
+            .any(|candidate| crate::misp::matching::misp_equal(candidate, value))
+    })
 }
 
 /// Counts evictions for the `misp_lookup_cache_evictions_total` metric.

@@ -268,11 +268,32 @@ impl Config {
             None => None,
         };
 
-        if args.misp_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "--misp-timeout",
-                "must be longer than zero",
-            ));
+        check_duration(
+            "--misp-timeout",
+            args.misp_timeout,
+            Duration::from_secs(600),
+        )?;
+        check_duration(
+            "--answer-deadline",
+            args.answer_deadline,
+            Duration::from_secs(600),
+        )?;
+        check_duration("--breaker-cooldown", args.breaker_cooldown, DAY)?;
+        check_duration(
+            "--redis-timeout",
+            args.redis_timeout,
+            Duration::from_secs(10),
+        )?;
+        if args.stale_max > 30 * DAY {
+            return Err(ConfigError::new("--stale-max", "must be at most 30 days"));
+        }
+        for (flag, table) in [("--ttl-hit", &args.ttl_hit), ("--ttl-miss", &args.ttl_miss)] {
+            if table.max() > 365 * DAY {
+                return Err(ConfigError::new(
+                    flag,
+                    "every duration must be at most 365 days",
+                ));
+            }
         }
         if args.misp_limit == 0 {
             return Err(ConfigError::new(
@@ -290,12 +311,6 @@ impl Config {
             return Err(ConfigError::new(
                 "--cache-capacity",
                 "must be at least 1 entry",
-            ));
-        }
-        if args.answer_deadline.is_zero() {
-            return Err(ConfigError::new(
-                "--answer-deadline",
-                "must be longer than zero",
             ));
         }
         if args.misp_max_inflight == 0 {
@@ -326,12 +341,6 @@ impl Config {
             }),
             None => None,
         };
-        if args.redis_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "--redis-timeout",
-                "must be longer than zero",
-            ));
-        }
         let admin_token = read_secret(
             "--admin-token",
             args.admin_token.as_ref(),
@@ -418,6 +427,24 @@ impl Config {
             demo: args.demo,
         })
     }
+}
+
+/// One day, the unit of the upper bounds on durations.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks that a duration is longer than zero and at most `max`. The upper bounds keep
+/// instant arithmetic far from overflow and catch a unit typed wrong (`30d` for `30s`).
+fn check_duration(flag: &'static str, value: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::new(flag, "must be longer than zero"));
+    }
+    if value > max {
+        return Err(ConfigError::new(
+            flag,
+            format!("must be at most {}", humantime::format_duration(max)),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a secret given either inline or as a file; the file's surrounding whitespace is dropped.

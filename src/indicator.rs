@@ -248,8 +248,15 @@ pub fn parse(raw: &str) -> Result<Indicator, KeyError> {
     }
 
     // Refanging never adds or removes whitespace or control characters, and never shortens the
-    // value to nothing, so the checks above still hold for the refanged value.
-    let value = refang(trimmed);
+    // value to nothing, so the checks above still hold for the refanged value. It is kept only
+    // when it makes an indicator of a known kind: a file name or mutex containing `(dot)` or
+    // `[at]` is looked up as written.
+    let refanged = refang(trimmed);
+    let value = if refanged != trimmed && is_other(&refanged) {
+        trimmed.to_owned()
+    } else {
+        refanged
+    };
     check_operators(&value)?;
 
     // NOTE: MISP compares the value with the value1 and value2 columns separately, so a
@@ -265,6 +272,12 @@ pub fn parse(raw: &str) -> Result<Indicator, KeyError> {
     }
 
     Ok(classify(value))
+}
+
+/// Tells whether a refanged value would still be of kind `other`. Composite strings keep their
+/// refanged form, since their halves are indicators.
+fn is_other(value: &str) -> bool {
+    !value.contains('|') && classify(value.to_owned()).kind == Kind::Other
 }
 
 /// Replaces the defanged forms in [`DEFANGED_FORMS`] and a leading `hxxp://` or `hxxps://`
@@ -765,7 +778,9 @@ mod tests {
             ("a&b", "a&b"),
             ("[foo]", "[foo]"),
             ("[1.2.3.4]", "[1.2.3.4]"),
-            ("(DOT)", "."),
+            ("(DOT)", "(DOT)"),
+            ("C:\\report(dot)txt", "C:\\report(dot)txt"),
+            ("invoice[at]2024", "invoice[at]2024"),
             ("12345", "12345"),
         ];
         for (raw, value) in cases {

@@ -24,9 +24,31 @@ use crate::misp::{Client, MispError, SearchRequest};
 use crate::redis_tier::RedisTier;
 use crate::ttl::TtlTable;
 
-/// Returns a short digest of the settings that shape a cached body.
+/// Removes a load's key from the in-flight map when dropped.
+struct InflightGuard<'a> {
+    service: &'a Service,
+    key: &'a Arc<str>,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.service
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(self.key);
+    }
+}
+
+/// Returns a short digest of the settings that shape a cached body: a digest of the service's
+/// own key, the limit, the extras, the `--field`s and the public URL.
 fn settings_fingerprint(config: &Config) -> String {
     let mut hasher = Sha256::new();
+    // MISP's answer depends on what the service's own key may see; a key also identifies
+    // its MISP instance, since MISP generates keys at random.
+    if let Some(key) = &config.misp.key {
+        hasher.update(Sha256::digest(key.expose().as_bytes()));
+    }
     hasher.update(config.misp.limit.to_be_bytes());
     for include in &config.misp.include {
         hasher.update(include.parameter());
@@ -171,9 +193,9 @@ pub struct Service {
     ttl_hit: TtlTable,
     ttl_miss: TtlTable,
     answer_deadline: Duration,
-    /// A digest of the settings that shape a cached body (limit, extras, `--field`s, public
-    /// URL), part of every cache key, so that replicas configured differently never read each
-    /// other's entries from Redis.
+    /// A digest of the settings that shape a cached body (own key, limit, extras, `--field`s,
+    /// public URL), part of every cache key, so that replicas configured differently never
+    /// read each other's entries from Redis.
     fingerprint: String,
     metrics: Metrics,
     error_log: LogLimiter,
@@ -383,7 +405,10 @@ impl Service {
 
     /// Joins the load running for the query's key, or starts one.
     fn join_or_start(self: &Arc<Self>, query: Query) -> (SharedLoad, CacheStatus) {
-        let mut inflight = self.inflight.lock().expect("in-flight map lock");
+        let mut inflight = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(load) = inflight.get(&query.cache_key) {
             self.metrics.coalesced_waiters.inc();
             return (load.clone(), CacheStatus::Coalesced);
@@ -402,15 +427,13 @@ impl Service {
     fn start_load(self: &Arc<Self>, query: Query) -> SharedLoad {
         let service = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let result = service.load(&query).await;
-            // Removed only after the cache contains the answer, so a caller always finds one
-            // of the two.
-            service
-                .inflight
-                .lock()
-                .expect("in-flight map lock")
-                .remove(&query.cache_key);
-            result
+            // Removes the key from the in-flight map when the load ends, even by a panic, and
+            // only after the cache contains the answer, so a caller always finds one of the two.
+            let _inflight = InflightGuard {
+                service: &service,
+                key: &query.cache_key,
+            };
+            service.load(&query).await
         });
         async move {
             task.await

@@ -287,9 +287,10 @@ fn entry_key(cache_key: &str) -> String {
     format!("{KEY_PREFIX}:{KEY_VERSION}:e:{digest}")
 }
 
-/// The Redis key of the set that lists a value's entries.
+/// The Redis key of the set that lists a value's entries. The value is lowercased first, so
+/// that every case variant of a key of kind `other` shares one set and one purge.
 fn index_key(value: &str) -> String {
-    let digest = hex::encode(Sha256::digest(value.as_bytes()));
+    let digest = hex::encode(Sha256::digest(value.to_lowercase().as_bytes()));
     format!("{KEY_PREFIX}:{KEY_VERSION}:v:{digest}")
 }
 

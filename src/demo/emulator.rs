@@ -1125,7 +1125,10 @@ fn rest_search(
     let page: Vec<&Value> = match limit {
         Some(limit) => {
             let page = parse_count(parameters.get("page")).unwrap_or(1).max(1);
-            matches.skip((page - 1) * limit).take(limit).collect()
+            matches
+                .skip((page - 1).saturating_mul(limit))
+                .take(limit)
+                .collect()
         }
         None => matches.collect(),
     };

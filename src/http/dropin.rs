@@ -24,6 +24,10 @@ pub const MAX_DROPIN_VALUES: usize = 100;
 /// MISP's whole database into memory.
 pub const MAX_DROPIN_LIMIT: u64 = 1000;
 
+/// Largest `page` of a drop-in search, which keeps MISP's row offset (`page` × `limit`)
+/// within 10^8.
+pub const MAX_DROPIN_PAGE: u64 = 100_000;
+
 /// Parameters the drop-in endpoint honours; any other is rejected so that a caller never gets
 /// an answer that silently ignored one of its filters.
 pub const SUPPORTED_PARAMETERS: &[&str] = &[
@@ -129,10 +133,10 @@ async fn search(
 /// leave their parameter unset. Unlike MISP, a value may contain an encoded `%2F`.
 fn url_parameters(path: &str) -> Result<Map<String, Value>, ApiError> {
     // MISP's router reads a trailing `.json` as the response format, not as part of a value.
-    let tail = path
-        .strip_prefix(REST_SEARCH_PATH)
-        .unwrap_or_default()
-        .trim_end_matches(".json")
+    let after_route = path.strip_prefix(REST_SEARCH_PATH).unwrap_or_default();
+    let tail = after_route
+        .strip_suffix(".json")
+        .unwrap_or(after_route)
         .trim_start_matches('/');
     let mut named = Map::new();
     let mut positional = Map::new();

@@ -78,8 +78,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
 
     /// A bulk request with more keys than allowed.
-    #[error("the request has {0} keys; send at most 1000 keys per request")]
-    TooManyKeys(usize),
+    #[error("the request has more than 1000 keys; split it into requests of at most 1000")]
+    TooManyKeys,
 
     /// Redis failed during a cache purge.
     #[error("the Redis purge failed: {0}; the in-process tier was purged, retry for Redis")]
@@ -112,7 +112,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::TooManyKeys(_) => "too_many_keys",
+            Self::TooManyKeys => "too_many_keys",
             Self::RedisFailed(_) => "redis_failed",
             Self::Lookup(LookupError::Misp(err)) => err.code(),
             Self::Lookup(LookupError::Internal(_)) => "internal_error",
@@ -130,7 +130,7 @@ impl ApiError {
             | Self::InvalidJson(_)
             | Self::MissingValue
             | Self::UnsupportedParameter(_)
-            | Self::TooManyKeys(_) => StatusCode::BAD_REQUEST,
+            | Self::TooManyKeys => StatusCode::BAD_REQUEST,
             Self::RedisFailed(_) => StatusCode::BAD_GATEWAY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::MalformedCallerKey => StatusCode::FORBIDDEN,
@@ -213,7 +213,8 @@ fn misp_status(err: &MispError) -> StatusCode {
         | MispError::ServerError { .. }
         | MispError::Rejected { .. }
         | MispError::Unavailable { .. }
-        | MispError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
+        | MispError::BadResponse { .. }
+        | MispError::TooLarge { .. } => StatusCode::BAD_GATEWAY,
         MispError::RateLimited { .. }
         | MispError::Unreachable { .. }
         | MispError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -27,7 +27,7 @@ use crate::metrics::{Metrics, status_class};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Largest bulk lookup body: 1,000 keys of up to 4,096 bytes, with room for JSON escaping.
-pub const BULK_BODY_BYTES: usize = 10 * 1024 * 1024;
+pub const BULK_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 /// How long in-flight requests may finish after a stop signal. It stays below Kubernetes'
 /// default `terminationGracePeriodSeconds` of 30 s.

@@ -184,7 +184,11 @@ impl Client {
                 status_class(*status)
             }
             Err(MispError::Unavailable { reason }) if reason.starts_with("redirect") => "3xx",
-            Err(MispError::Unavailable { .. } | MispError::BadResponse { .. }) => "2xx",
+            Err(
+                MispError::Unavailable { .. }
+                | MispError::BadResponse { .. }
+                | MispError::TooLarge { .. },
+            ) => "2xx",
             Err(
                 MispError::Timeout { .. }
                 | MispError::Unreachable { .. }
@@ -285,11 +289,8 @@ impl Client {
             .map_err(|err| self.transport_error(err))?
         {
             if body.len() + chunk.len() > self.max_body {
-                return Err(MispError::BadResponse {
-                    reason: format!(
-                        "the body exceeds {} bytes (--misp-max-body); lower --misp-limit",
-                        self.max_body
-                    ),
+                return Err(MispError::TooLarge {
+                    limit: self.max_body,
                 });
             }
             body.extend_from_slice(&chunk);

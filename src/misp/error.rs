@@ -50,11 +50,21 @@ pub enum MispError {
         reason: String,
     },
 
-    /// MISP answered 2xx with a body that is not restSearch JSON, or one that is too large.
+    /// MISP answered 2xx with a body that is not restSearch JSON.
     #[error("MISP sent an invalid response: {reason}")]
     BadResponse {
         /// What is wrong with the body.
         reason: String,
+    },
+
+    /// MISP's answer is larger than `--misp-max-body`.
+    #[error(
+        "MISP's answer exceeds {limit} bytes (--misp-max-body); ask for a lower limit or fewer \
+         extras"
+    )]
+    TooLarge {
+        /// The configured maximum, in bytes.
+        limit: usize,
     },
 
     /// MISP did not answer within the configured timeout.
@@ -97,7 +107,7 @@ impl MispError {
             Self::RateLimited { .. } => "misp_rate_limited",
             Self::ServerError { .. } | Self::Rejected { .. } => "misp_error",
             Self::Unavailable { .. } => "misp_unavailable",
-            Self::BadResponse { .. } => "misp_bad_response",
+            Self::BadResponse { .. } | Self::TooLarge { .. } => "misp_bad_response",
             Self::Timeout { .. } => "misp_timeout",
             Self::CircuitOpen { .. } => "misp_circuit_open",
             Self::Unreachable { .. } => "misp_unreachable",

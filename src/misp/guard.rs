@@ -19,6 +19,10 @@ const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
 /// Pause after a 429 that carried no `X-Rate-Limit-Reset`.
 const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
 
+/// Longest pause after a 429. MISP's rate-limit window is 900 s, so a longer
+/// `X-Rate-Limit-Reset` (a proxy sending an epoch time, say) is not MISP's own.
+const MAX_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(3600);
+
 /// Circuit breaker states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BreakerState {
@@ -95,10 +99,12 @@ impl Upstream {
         caller_key: Option<&Secret>,
         caller_identity: Option<&str>,
     ) -> Result<Vec<Value>, MispError> {
+        // The protections are checked after a slot is free, so that requests queued while
+        // MISP failed are shed once the breaker opens instead of reaching MISP anyway.
+        let permit = self.permits.acquire().await;
         self.check_rate_limit(caller_identity)?;
         let probe = self.admit()?;
 
-        let permit = self.permits.acquire().await;
         let started = Instant::now();
         let mut attempt = 0;
         let result = loop {
@@ -119,22 +125,24 @@ impl Upstream {
             self.metrics.misp_retries.inc();
             tokio::time::sleep(delay).await;
         };
-        drop(permit);
 
         if let Err(MispError::RateLimited { retry_after }) = &result {
-            let pause = retry_after.map_or(DEFAULT_RATE_LIMIT_PAUSE, Duration::from_secs);
-            self.rate_limited_until
-                .lock()
-                .expect("rate-limit lock")
-                .insert(caller_identity.map(str::to_owned), Instant::now() + pause);
+            let pause = retry_after
+                .map_or(DEFAULT_RATE_LIMIT_PAUSE, Duration::from_secs)
+                .min(MAX_RATE_LIMIT_PAUSE);
+            let until = Instant::now() + pause;
+            lock(&self.rate_limited_until).insert(caller_identity.map(str::to_owned), until);
         }
+        // The outcome is recorded before the slot is released, so the next queued request
+        // sees a breaker that this failure opened.
         self.record(&result, probe);
+        drop(permit);
         result
     }
 
     /// Fails fast while an earlier 429's reset time has not passed.
     fn check_rate_limit(&self, caller_identity: Option<&str>) -> Result<(), MispError> {
-        let mut pauses = self.rate_limited_until.lock().expect("rate-limit lock");
+        let mut pauses = lock(&self.rate_limited_until);
         let key = caller_identity.map(str::to_owned);
         let Some(until) = pauses.get(&key).copied() else {
             return Ok(());
@@ -155,7 +163,7 @@ impl Upstream {
 
     /// Lets a request through the breaker. Returns whether it is the half-open probe.
     fn admit(&self) -> Result<bool, MispError> {
-        let mut state = self.breaker.lock().expect("breaker lock");
+        let mut state = lock(&self.breaker);
         match *state {
             BreakerState::Closed { .. } => Ok(false),
             BreakerState::Open { until } if Instant::now() >= until => {
@@ -184,6 +192,8 @@ impl Upstream {
     /// Updates the breaker with a request's outcome. Only failures that say MISP itself is in
     /// trouble count; a rejected key or a rate limit shows that MISP is up.
     fn record(&self, result: &Result<Vec<Value>, MispError>, probe: bool) {
+        // A body over --misp-max-body is not counted: a drop-in caller chooses `limit` and
+        // the extras, so it could otherwise open the breaker for everyone.
         let failed = matches!(
             result,
             Err(MispError::Timeout { .. }
@@ -192,7 +202,7 @@ impl Upstream {
                 | MispError::Unavailable { .. }
                 | MispError::BadResponse { .. })
         );
-        let mut state = self.breaker.lock().expect("breaker lock");
+        let mut state = lock(&self.breaker);
         let next = match (*state, failed) {
             (_, false) => BreakerState::Closed { failures: 0 },
             (BreakerState::Closed { failures }, true)
@@ -233,6 +243,14 @@ impl Upstream {
         self.metrics.breaker_state.set(next.gauge());
         *state = next;
     }
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked (every update is a single
+/// assignment or map insert), so one panic cannot disable MISP requests for good.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The delay before retry `attempt + 1`: doubling from [`RETRY_BASE_DELAY`], plus jitter.
