@@ -39,6 +39,11 @@ pub struct ContentPackArgs {
     /// Base URL at which Graylog reaches the service, e.g. http://misp-lookup.siem.svc:8080.
     #[arg(long, default_value = crate::content_pack::DEFAULT_URL)]
     pub url: String,
+
+    /// File holding the service's --api-token: each adapter then sends it as
+    /// Authorization: Bearer. Graylog stores adapter headers in clear text.
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// Arguments of `misp-lookup query`.

@@ -1,6 +1,8 @@
 //! The Graylog content pack shipped in `examples/graylog/content-pack.json`, with its adapter
 //! URLs pointed at a given service URL.
 
+use serde_json::{Value, json};
+
 /// The content pack as shipped.
 const CONTENT_PACK: &str = include_str!("../examples/graylog/content-pack.json");
 
@@ -18,8 +20,9 @@ pub struct ContentPackError {
     pub reason: String,
 }
 
-/// Returns the content pack with every adapter URL based at `url`.
-pub fn render(url: &str) -> Result<String, ContentPackError> {
+/// Returns the content pack with every adapter URL based at `url`, and with an
+/// `Authorization: Bearer` header on every adapter when the service requires `api_token`.
+pub fn render(url: &str, api_token: Option<&str>) -> Result<String, ContentPackError> {
     let invalid = |reason: &str| ContentPackError {
         url: url.to_owned(),
         reason: reason.to_owned(),
@@ -31,16 +34,45 @@ pub fn render(url: &str) -> Result<String, ContentPackError> {
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(invalid("must not have a query or fragment"));
     }
-    // The URL lands inside JSON strings: escape it as JSON, without the quotes.
     let base = url.trim_end_matches('/');
+    if base.ends_with("/lookup") {
+        return Err(invalid(
+            "must be the service's base URL; the adapters add /lookup/${key} themselves",
+        ));
+    }
+    // The URL lands inside JSON strings: escape it as JSON, without the quotes.
     let escaped = serde_json::to_string(base).expect("a string always serializes");
-    Ok(CONTENT_PACK.replace(DEFAULT_URL, &escaped[1..escaped.len() - 1]))
+    let pack = CONTENT_PACK.replace(DEFAULT_URL, &escaped[1..escaped.len() - 1]);
+    match api_token {
+        Some(token) => Ok(add_authorization(&pack, token)),
+        None => Ok(pack),
+    }
+}
+
+/// Adds `Authorization: Bearer <token>` to the headers of every lookup adapter.
+fn add_authorization(pack: &str, token: &str) -> String {
+    let mut document: Value = serde_json::from_str(pack).expect("the shipped pack is JSON");
+    let entities = document
+        .get_mut("entities")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten();
+    for entity in entities {
+        if entity.pointer("/type/name").and_then(Value::as_str) != Some("lookup_adapter") {
+            continue;
+        }
+        if let Some(Value::Object(headers)) = entity.pointer_mut("/data/configuration/headers") {
+            headers.insert(
+                "Authorization".into(),
+                json!({"@type": "string", "@value": format!("Bearer {token}")}),
+            );
+        }
+    }
+    serde_json::to_string_pretty(&document).expect("a JSON value always serializes")
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     /// Collects every string in a JSON document.
@@ -55,8 +87,9 @@ mod tests {
 
     #[test]
     fn adapter_urls_follow_given_url() {
-        let pack: Value = serde_json::from_str(&render("https://lookup.example:8443/").unwrap())
-            .expect("the rendered pack is JSON");
+        let pack: Value =
+            serde_json::from_str(&render("https://lookup.example:8443/", None).unwrap())
+                .expect("the rendered pack is JSON");
         let mut texts = Vec::new();
         strings(&pack, &mut texts);
         let lookup_urls: Vec<&String> = texts
@@ -75,8 +108,27 @@ mod tests {
 
     #[test]
     fn invalid_url_is_rejected() {
-        assert!(render("ftp://x").is_err());
-        assert!(render("not a url").is_err());
-        assert!(render("http://x/?a=b").is_err());
+        assert!(render("ftp://x", None).is_err());
+        assert!(render("not a url", None).is_err());
+        assert!(render("http://x/?a=b", None).is_err());
+        assert!(render("http://x:8080/lookup", None).is_err());
+    }
+
+    #[test]
+    fn api_token_added_to_every_adapter() {
+        let pack: Value =
+            serde_json::from_str(&render("http://x:8080", Some("token-1234567890ab")).unwrap())
+                .expect("the rendered pack is JSON");
+        let adapters: Vec<&Value> = pack["entities"]
+            .as_array()
+            .expect("entities")
+            .iter()
+            .filter(|entity| entity["type"]["name"] == "lookup_adapter")
+            .collect();
+        assert_eq!(adapters.len(), 4);
+        for adapter in adapters {
+            let header = &adapter["data"]["configuration"]["headers"]["Authorization"];
+            assert_eq!(header["@value"], "Bearer token-1234567890ab", "{adapter}");
+        }
     }
 }

@@ -7,18 +7,7 @@
 # requirements.txt is unchanged. DEPLOY_CHECKS_VENV overrides its location.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 repo="$(cd "$here/../.." && pwd)"
-venv="${DEPLOY_CHECKS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/misp-lookup/deploy-checks-venv}"
-stamp="$venv/requirements.sha256"
-wanted="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-
-if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]]; then
-    echo "deploy-checks: installing Python tools into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --disable-pip-version-check --quiet --requirement "$here/requirements.txt"
-    echo "$wanted" > "$stamp"
-fi
 
 exec "$venv/bin/python" "$here/run_all.py" --binary "${1:-$repo/target/debug/misp-lookup}"
