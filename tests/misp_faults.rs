@@ -14,7 +14,8 @@ use serde_json::json;
 const MISP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Flags of every test here: a 1 s MISP timeout that a caller sees before its 2 s answer
-/// deadline, and no retries, so that one failed lookup is one MISP request.
+/// deadline, no retries, so that one failed lookup is one MISP request, and answers about
+/// domains that expire after 1 s, so that [`STALE_KEY`] is stale when the fault starts.
 const FLAGS: &[&str] = &[
     "--misp-timeout",
     "1s",
@@ -22,7 +23,14 @@ const FLAGS: &[&str] = &[
     "2s",
     "--misp-retries",
     "0",
+    "--ttl-hit",
+    "domain=1s,default=1h",
+    "--stale-max",
+    "1h",
 ];
+
+/// A key cached before the failure whose entry is stale when the failure starts.
+const STALE_KEY: &str = "c2.malware.example";
 
 /// Longest accepted time for a failed lookup: the MISP timeout plus 2 s of slack.
 const ANSWER_BOUND: Duration = Duration::from_secs(3);
@@ -106,13 +114,36 @@ async fn assert_errors_counted(harness: &Harness, code: &str, count: f64) {
     assert_eq!(metric_value(&metrics, &sample), Some(count), "{sample}");
 }
 
+/// Asserts that [`STALE_KEY`] is still answered, as stale, while MISP fails.
+async fn assert_stale_serves(harness: &Harness, context: &str) {
+    for attempt in 0..2 {
+        let reply = harness.lookup(STALE_KEY).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "status of a stale key during {context} (attempt {attempt}): {}",
+            reply.text()
+        );
+        assert_eq!(
+            reply.x_cache(),
+            "stale",
+            "X-Cache of a stale key during {context} (attempt {attempt})"
+        );
+        assert_eq!(
+            reply.json["found"], true,
+            "found of a stale key during {context}"
+        );
+    }
+}
+
 /// Runs one emulator fault through the whole check: Graylog's status and code, the answer
-/// time, the cached key during the fault, the metric, and a fresh MISP request once the fault
-/// clears. Returns the failed reply for fault-specific checks.
+/// time, the cached and stale keys during the fault, the metric, and a fresh MISP request
+/// once the fault clears. Returns the failed reply for fault-specific checks.
 async fn check_fault(fault: Fault, status: u16, code: &str) -> Reply {
     let context = format!("{fault:?}");
     let (harness, failed) = fail_once(fault, status, code).await;
     assert_errors_counted(&harness, code, 1.0).await;
+    assert_stale_serves(&harness, &context).await;
     harness.emulator().set_fault(Fault::None);
     assert_recovers(harness, &context).await;
     failed
@@ -124,6 +155,9 @@ async fn fail_once(fault: Fault, status: u16, code: &str) -> (Harness, Reply) {
     let context = format!("{fault:?}");
     let harness = start(&[]).await;
     let cached = warm_cache(&harness).await;
+    let stale = harness.lookup(STALE_KEY).await;
+    assert_eq!(stale.json["found"], true, "{STALE_KEY} before the fault");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     harness.emulator().set_fault(fault);
 
     let failed = assert_failed_lookup(&harness, status, code, &context).await;
