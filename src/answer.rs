@@ -72,7 +72,10 @@ impl Renderer {
             fields,
             matches: &matches,
         };
-        Bytes::from(serde_json::to_vec(&body).expect("a JSON value always serializes"))
+        let mut bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
+        // The cache keeps the body for hours: drop the spare capacity of Vec's growth.
+        bytes.shrink_to_fit();
+        Bytes::from(bytes)
     }
 
     /// Writes the single-valued fields that describe the first match.
@@ -234,6 +237,7 @@ pub fn dropin(attributes: &[Value]) -> Bytes {
         serde_json::to_writer(&mut body, attribute).expect("a JSON value always serializes");
     }
     body.extend_from_slice(b"]}}\n");
+    body.shrink_to_fit();
     Bytes::from(body)
 }
 

@@ -113,6 +113,10 @@ impl Lifecycle<Arc<str>, Arc<Entry>> for EvictionCounter {
 pub struct Cache {
     entries: QuickCache<Arc<str>, Arc<Entry>, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
     stale_max: Duration,
+    /// `misp_lookup_cache_hits_total{tier="memory"}`, resolved once for the hit path.
+    hits: IntCounter,
+    /// `misp_lookup_cache_misses_total{tier="memory"}`.
+    misses: IntCounter,
     metrics: Metrics,
 }
 
@@ -131,6 +135,8 @@ impl Cache {
         Self {
             entries,
             stale_max,
+            hits: metrics.cache_hits.with_label_values(&["memory"]),
+            misses: metrics.cache_misses.with_label_values(&["memory"]),
             metrics,
         }
     }
@@ -151,10 +157,9 @@ impl Cache {
                 };
                 (entry, freshness)
             });
-        let tier = &["memory"];
         match found {
-            Some((_, Freshness::Fresh)) => self.metrics.cache_hits.with_label_values(tier).inc(),
-            _ => self.metrics.cache_misses.with_label_values(tier).inc(),
+            Some((_, Freshness::Fresh)) => self.hits.inc(),
+            _ => self.misses.inc(),
         }
         found
     }

@@ -193,10 +193,6 @@ pub struct Service {
     ttl_hit: TtlTable,
     ttl_miss: TtlTable,
     answer_deadline: Duration,
-    /// A digest of the settings that shape a cached body (own key, limit, extras, `--field`s,
-    /// public URL), part of every cache key, so that replicas configured differently never
-    /// read each other's entries from Redis.
-    fingerprint: String,
     metrics: Metrics,
     error_log: LogLimiter,
 }
@@ -232,10 +228,21 @@ impl Service {
             )
         });
         let max_ttl = config.ttl_hit.max().max(config.ttl_miss.max());
+        // Replicas configured differently must never read each other's entries from Redis, so
+        // a digest of the settings that shape a body is part of every Redis key.
+        let fingerprint = settings_fingerprint(config);
         let redis = config
             .redis
             .as_ref()
-            .map(|redis| RedisTier::connect(redis, config.stale_max, max_ttl, metrics.clone()))
+            .map(|redis| {
+                RedisTier::connect(
+                    redis,
+                    config.stale_max,
+                    max_ttl,
+                    fingerprint,
+                    metrics.clone(),
+                )
+            })
             .transpose()?;
 
         Ok(Self {
@@ -250,7 +257,6 @@ impl Service {
             ttl_hit: config.ttl_hit.clone(),
             ttl_miss: config.ttl_miss.clone(),
             answer_deadline: config.answer_deadline,
-            fingerprint: settings_fingerprint(config),
             metrics,
             error_log: LogLimiter::new(ERROR_LOG_INTERVAL),
         })
@@ -290,11 +296,7 @@ impl Service {
                 .is_some_and(|f| !f.accepts(indicator.kind()));
         let identity = caller.identity();
         let filter_tag = filter.as_ref().map(TypeFilter::cache_tag);
-        let parameters = format!(
-            "type={}\u{1f}{}",
-            filter_tag.as_deref().unwrap_or("*"),
-            self.fingerprint
-        );
+        let parameters = format!("type={}", filter_tag.as_deref().unwrap_or("*"));
         let cache_key = cache::cache_key(
             "lookup",
             identity.as_deref().unwrap_or("-"),
@@ -325,7 +327,7 @@ impl Service {
             "dropin",
             identity.as_deref().unwrap_or("-"),
             values.iter().map(|(value, _)| value.as_str()),
-            &format!("{body}\u{1f}{}", self.fingerprint),
+            &body,
         );
         Query {
             cache_key,

@@ -32,6 +32,8 @@ pub struct Metrics {
     /// Lookups by endpoint (`lookup`, `bulk`, `dropin`) and outcome (`found`, `not_found`,
     /// `rejected`, `error`).
     pub lookups: IntCounterVec,
+    /// The `lookups` series, resolved once.
+    pub lookup_counters: LookupCounters,
     /// Keys rejected before any I/O, by error code.
     pub rejected_keys: IntCounterVec,
     /// Cache reads that found a fresh entry, by tier (`memory`, `redis`).
@@ -272,11 +274,13 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let lookup_counters = LookupCounters::new(&lookups);
         let metrics = Self {
             registry,
             http_requests,
             http_duration,
             lookups,
+            lookup_counters,
             rejected_keys,
             cache_hits,
             cache_misses,
@@ -313,11 +317,6 @@ impl Metrics {
             self.cache_hits.with_label_values(&[tier]);
             self.cache_misses.with_label_values(&[tier]);
             self.cache_purged.with_label_values(&[tier]);
-        }
-        for endpoint in ["lookup", "bulk", "dropin"] {
-            for outcome in ["found", "not_found", "rejected", "error"] {
-                self.lookups.with_label_values(&[endpoint, outcome]);
-            }
         }
         for code in [
             "misp_auth_failed",
@@ -390,6 +389,31 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Endpoints of `misp_lookup_lookups_total`, in the order of [`LookupCounters`]' rows.
+pub const LOOKUP_ENDPOINTS: [&str; 3] = ["lookup", "bulk", "dropin"];
+
+/// Outcomes of `misp_lookup_lookups_total`, in the order of [`LookupCounters`]' columns.
+pub const LOOKUP_OUTCOMES: [&str; 4] = ["found", "not_found", "rejected", "error"];
+
+/// The `misp_lookup_lookups_total` series resolved once, so that counting a lookup does not
+/// hash its labels on every request.
+#[derive(Clone)]
+pub struct LookupCounters([[IntCounter; 4]; 3]);
+
+impl LookupCounters {
+    fn new(lookups: &IntCounterVec) -> Self {
+        Self(LOOKUP_ENDPOINTS.map(|endpoint| {
+            LOOKUP_OUTCOMES.map(|outcome| lookups.with_label_values(&[endpoint, outcome]))
+        }))
+    }
+
+    /// Counts one lookup; `endpoint` and `outcome` index [`LOOKUP_ENDPOINTS`] and
+    /// [`LOOKUP_OUTCOMES`].
+    pub fn inc(&self, endpoint: usize, outcome: usize) {
+        self.0[endpoint][outcome].inc();
     }
 }
 

@@ -38,6 +38,8 @@ pub struct RedisTier {
     stale_max: Duration,
     /// How long a value's index set lives: the longest TTL plus `stale_max`.
     index_ttl: Duration,
+    /// A digest of the settings that shape a body, part of every entry key.
+    fingerprint: String,
     up: AtomicBool,
     metrics: Metrics,
     log: LogLimiter,
@@ -50,6 +52,7 @@ impl RedisTier {
         config: &RedisConfig,
         stale_max: Duration,
         max_ttl: Duration,
+        fingerprint: String,
         metrics: Metrics,
     ) -> Result<Arc<Self>, RedisError> {
         let redis_config = Config::from_url(config.url.expose())?;
@@ -75,6 +78,7 @@ impl RedisTier {
             timeout: config.timeout,
             stale_max,
             index_ttl: max_ttl + stale_max,
+            fingerprint,
             up: AtomicBool::new(false),
             metrics,
             log: LogLimiter::new(Duration::from_secs(10)),
@@ -103,7 +107,7 @@ impl RedisTier {
 
     /// Reads an entry; `None` on a miss, an expired entry, an unreadable entry or any failure.
     pub async fn get(&self, cache_key: &str) -> Option<(Arc<Entry>, Freshness)> {
-        let key = entry_key(cache_key);
+        let key = entry_key(&self.fingerprint, cache_key);
         let result: Result<Option<Vec<u8>>, _> =
             self.bounded("get", self.client.get(key.as_str())).await;
         let stored = result.ok().flatten();
@@ -130,7 +134,7 @@ impl RedisTier {
     /// `values` are the normalized values it answers, indexed for purges.
     pub fn spawn_set(self: &Arc<Self>, cache_key: &str, values: Vec<String>, entry: Arc<Entry>) {
         let tier = Arc::clone(self);
-        let key = entry_key(cache_key);
+        let key = entry_key(&self.fingerprint, cache_key);
         tokio::spawn(async move {
             let expiry = entry.ttl + tier.stale_max;
             let milliseconds = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
@@ -280,10 +284,14 @@ fn timeout_error() -> RedisError {
     )
 }
 
-/// The Redis key of a cache entry: a digest of the cache key, which keeps keys short and
-/// holds caller identities only as digests of digests.
-fn entry_key(cache_key: &str) -> String {
-    let digest = hex::encode(Sha256::digest(cache_key.as_bytes()));
+/// The Redis key of a cache entry: a digest of the settings fingerprint and the cache key,
+/// which keeps keys short and contains caller identities only as digests of digests.
+fn entry_key(fingerprint: &str, cache_key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(fingerprint.as_bytes());
+    hasher.update([0x1f]);
+    hasher.update(cache_key.as_bytes());
+    let digest = hex::encode(hasher.finalize());
     format!("{KEY_PREFIX}:{KEY_VERSION}:e:{digest}")
 }
 
@@ -371,7 +379,10 @@ mod tests {
 
     #[test]
     fn keys_hold_no_clear_values() {
-        let key = entry_key("v1\u{1f}lookup\u{1f}abc\u{1f}evil.example\u{1f}{}");
+        let key = entry_key(
+            "0123abcd",
+            "v1\u{1f}lookup\u{1f}abc\u{1f}evil.example\u{1f}{}",
+        );
         assert!(key.starts_with("misp-lookup:v1:e:"));
         assert!(!key.contains("evil"));
     }

@@ -87,7 +87,7 @@ async fn run_stream(service: &Harness, stream: &[usize], clients: usize) -> Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_key_burst_sends_one_request() {
     let service = Harness::start(&["--answer-deadline", ANSWER_DEADLINE]).await;
-    // MISP answers after 300 ms, so all 1,000 lookups arrive while the first one is waiting.
+    // MISP responds after 300 ms, so all 1,000 lookups arrive while the first one is waiting.
     service.emulator().set_latency(Duration::from_millis(300));
     let url = service.lookup_url(&key_for_rank(0));
     let barrier = Arc::new(tokio::sync::Barrier::new(1000));

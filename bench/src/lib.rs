@@ -20,7 +20,7 @@ pub fn key_for_rank(rank: usize) -> String {
 }
 
 /// Tells whether the emulator of a run with `hit_keys` MISP attributes spaced `hit_stride`
-/// ranks apart holds an attribute for `rank`.
+/// ranks apart contains an attribute for `rank`.
 pub fn is_hit_rank(rank: usize, hit_keys: usize, hit_stride: usize) -> bool {
     hit_stride > 0 && rank % hit_stride == 0 && rank / hit_stride < hit_keys
 }
@@ -206,5 +206,5 @@ pub fn parse_base_url(url: &str) -> Result<SocketAddr, String> {
         .map_err(|err| format!("invalid URL {url:?}: {err}; expected http://127.0.0.1:PORT"))
 }
 
-/// The longest wait of one request before the load generator counts it as failed.
+/// The maximum wait for one request before the load generator counts it as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -48,18 +48,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Counts a lookup in `misp_lookup_lookups_total` by endpoint and outcome.
+    /// Counts a lookup in `misp_lookup_lookups_total` by endpoint and outcome. `endpoint`
+    /// must be one of [`crate::metrics::LOOKUP_ENDPOINTS`].
     pub fn count_lookup(&self, endpoint: &'static str, result: &Result<Served, ApiError>) {
+        // The column order of LOOKUP_OUTCOMES.
         let outcome = match result {
-            Ok(served) if served.entry.found => "found",
-            Ok(_) => "not_found",
-            Err(ApiError::Lookup(_)) => "error",
-            Err(_) => "rejected",
+            Ok(served) if served.entry.found => 0,
+            Ok(_) => 1,
+            Err(ApiError::Lookup(_)) => 3,
+            Err(_) => 2,
         };
-        self.metrics
-            .lookups
-            .with_label_values(&[endpoint, outcome])
-            .inc();
+        let row = crate::metrics::LOOKUP_ENDPOINTS
+            .iter()
+            .position(|known| *known == endpoint)
+            .expect("a known endpoint label");
+        self.metrics.lookup_counters.inc(row, outcome);
     }
 }
 
@@ -185,16 +188,12 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             )
             .wrap_fn(|request, service| {
                 let started = Instant::now();
-                let route = request
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_owned());
+                let route = route_label(request.path());
                 let method = method_label(request.method());
-                let metrics = request
-                    .app_data::<web::Data<AppState>>()
-                    .map(|state| state.metrics.clone());
+                let state = request.app_data::<web::Data<AppState>>().cloned();
                 service.call(request).map(move |result| {
-                    if let (Ok(response), Some(metrics)) = (&result, metrics) {
-                        record_request(&metrics, &route, method, response, started);
+                    if let (Ok(response), Some(state)) = (&result, state) {
+                        record_request(&state.metrics, route, method, response, started);
                     }
                     result
                 })
@@ -331,6 +330,24 @@ fn method_not_allowed(allow: &'static str) -> actix_web::Route {
             allow,
         })
     })
+}
+
+/// Returns the route pattern label of a path without running the router's matching a second
+/// time. The labels match the route patterns registered in [`routes`].
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/lookup" => "/lookup",
+        "/cache" => "/cache",
+        "/attributes/restSearch" | "/attributes/restSearch.json" => "/attributes/restSearch",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/openapi.yaml" => "/openapi.yaml",
+        _ if path.starts_with("/lookup/") => "/lookup/{key}",
+        _ if path.starts_with("/cache/") => "/cache/{key}",
+        _ if path.starts_with("/attributes/restSearch/") => "/attributes/restSearch/{parameters}",
+        _ => "unmatched",
+    }
 }
 
 /// Bounds the `method` label to the standard methods.

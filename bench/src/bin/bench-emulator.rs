@@ -82,7 +82,7 @@ async fn sigterm() {
 
 /// Builds the demo data set plus `hit_keys` domain attributes, each a copy of the demo's
 /// `phish.example` attribute with its own value, id and UUID, so that a hit renders event tags
-/// and the event stub like a real MISP answer.
+/// and the event stub like a real MISP response.
 fn dataset(hit_keys: usize, hit_stride: usize) -> Dataset {
     let mut dataset = Dataset::demo();
     let template = dataset

@@ -1,4 +1,4 @@
-//! The ceiling of the hit path: a minimal actix-web server that answers every
+//! The ceiling of the hit path: a minimal actix-web server that responds to every
 //! `GET /lookup/{key}` with the same JSON body, read once from a file, on one worker.
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};

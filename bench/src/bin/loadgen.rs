@@ -1,10 +1,11 @@
 //! Load generator for bench/run. Every mode is bounded by a request count and a time limit,
-//! talks only to the 127.0.0.1 URL it is given, and prints `name=value` lines for the script.
+//! talks only to the URL it is given (bench/run passes 127.0.0.1 addresses), and prints
+//! `name=value` lines for the script.
 //!
 //! Modes:
 //! - `zipf`: closed loop; `--clients` connections draw keys from one Zipf stream.
-//! - `open`: open loop at a fixed request rate; latency runs from each request's scheduled
-//!   send time, so a stalled server cannot hide its queueing delay (the correction wrk2 makes).
+//! - `open`: open loop at a fixed request rate. Latency runs from each request's scheduled
+//!   send time, so a stalled server cannot hide its queueing delay, as in wrk2.
 //! - `burst`: opens `--count` connections, then sends one request on each at the same moment.
 //! - `fill`: bulk `POST /lookup` of a range of ranks, 1000 keys per request.
 
@@ -387,7 +388,8 @@ async fn fill(args: FillArgs) -> Result<(), String> {
                         String::from_utf8_lossy(&response.body)
                     ));
                 }
-                // Error results carry a `"code"` member and answers do not; count them without parsing.
+                // Error results carry a `"code"` member and lookup results do not, so errors
+                // are counted without parsing.
                 let text = String::from_utf8_lossy(&response.body);
                 failed += text.matches("\"code\":").count();
             }
