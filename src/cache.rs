@@ -5,7 +5,7 @@
 //! policy once `--cache-capacity` entries are held; expiry is checked on read, because
 //! quick_cache has no time-based expiry of its own.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,28 +15,70 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
 
 use crate::metrics::Metrics;
 
-/// One cached answer.
-#[derive(Debug)]
+/// The instant that entry times count from, so that an entry stores its times as integers.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Returns the milliseconds since [`EPOCH`].
+fn now_ms() -> i64 {
+    i64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One cached answer. It is small and cheap to clone (the body is reference-counted), so the
+/// cache stores it by value: 56 bytes and no allocation besides the body.
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// The rendered response body.
     pub body: Bytes,
+    /// When the answer was stored, in milliseconds since [`EPOCH`]; negative for an answer
+    /// that another replica stored before this process started. The TTL runs from here and
+    /// reads do not extend it.
+    stored_at_ms: i64,
+    /// How long the answer stays fresh, in milliseconds.
+    ttl_ms: i64,
     /// Whether MISP had at least one matching attribute.
     pub found: bool,
-    /// When the answer was stored; the TTL runs from here and reads do not extend it.
-    pub stored_at: Instant,
-    /// How long the answer stays fresh.
-    pub ttl: Duration,
 }
 
 impl Entry {
-    /// Tells whether the entry is still fresh at `now`.
-    pub fn is_fresh(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.stored_at) < self.ttl
+    /// Creates an entry stored now.
+    pub fn new(body: Bytes, found: bool, ttl: Duration) -> Self {
+        Self::with_age(body, found, ttl, Duration::ZERO)
     }
 
-    /// Tells whether the entry may still be served, fresh or stale, at `now`.
-    pub fn is_servable(&self, now: Instant, stale_max: Duration) -> bool {
-        now.saturating_duration_since(self.stored_at) < self.ttl + stale_max
+    /// Creates an entry that was stored `age` ago, as one read from the shared tier.
+    pub fn with_age(body: Bytes, found: bool, ttl: Duration, age: Duration) -> Self {
+        Self {
+            body,
+            stored_at_ms: now_ms().saturating_sub(duration_ms(age)),
+            ttl_ms: duration_ms(ttl),
+            found,
+        }
+    }
+
+    /// Returns how long ago the entry was stored.
+    pub fn age(&self) -> Duration {
+        let age = now_ms().saturating_sub(self.stored_at_ms).max(0);
+        Duration::from_millis(u64::try_from(age).unwrap_or(0))
+    }
+
+    /// Returns how long the entry stays fresh.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.ttl_ms).unwrap_or(0))
+    }
+
+    /// Tells whether the entry is still fresh.
+    pub fn is_fresh(&self) -> bool {
+        now_ms().saturating_sub(self.stored_at_ms) < self.ttl_ms
+    }
+
+    /// Tells whether the entry may still be served, fresh or stale.
+    pub fn is_servable(&self, stale_max: Duration) -> bool {
+        let age = now_ms().saturating_sub(self.stored_at_ms);
+        age < self.ttl_ms.saturating_add(duration_ms(stale_max))
     }
 }
 
@@ -49,8 +91,8 @@ pub enum Freshness {
     Stale,
 }
 
-/// Version prefix of every cache key, so that a change of the key or stored format cannot be
-/// misread.
+/// Version part of every Redis key, so that a change of the key or stored format cannot be
+/// misread by a replica of another version.
 pub const KEY_VERSION: &str = "v1";
 
 /// Separates the parts of a cache key.
@@ -69,7 +111,7 @@ pub fn cache_key<'a>(
     parameters: &str,
 ) -> Arc<str> {
     let mut key = String::with_capacity(64 + parameters.len());
-    for part in [KEY_VERSION, endpoint, caller] {
+    for part in [endpoint, caller] {
         key.push_str(part);
         key.push(PART_SEPARATOR);
     }
@@ -88,7 +130,7 @@ pub fn cache_key<'a>(
 /// folded), because keys of kind `other` keep their case and every case variant has the same
 /// MISP answer.
 pub fn key_has_value(key: &str, value: &str) -> bool {
-    key.split(PART_SEPARATOR).nth(3).is_some_and(|values| {
+    key.split(PART_SEPARATOR).nth(2).is_some_and(|values| {
         values
             .split(VALUE_SEPARATOR)
             .any(|candidate| crate::misp::matching::misp_equal(candidate, value))
@@ -99,19 +141,19 @@ pub fn key_has_value(key: &str, value: &str) -> bool {
 #[derive(Clone)]
 struct EvictionCounter(IntCounter);
 
-impl Lifecycle<Arc<str>, Arc<Entry>> for EvictionCounter {
+impl Lifecycle<Arc<str>, Entry> for EvictionCounter {
     type RequestState = ();
 
     fn begin_request(&self) -> Self::RequestState {}
 
-    fn on_evict(&self, _state: &mut Self::RequestState, _key: Arc<str>, _entry: Arc<Entry>) {
+    fn on_evict(&self, _state: &mut Self::RequestState, _key: Arc<str>, _entry: Entry) {
         self.0.inc();
     }
 }
 
 /// The in-process cache, keyed by the cache key that [`crate::lookup`] builds.
 pub struct Cache {
-    entries: QuickCache<Arc<str>, Arc<Entry>, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
+    entries: QuickCache<Arc<str>, Entry, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
     stale_max: Duration,
     /// `misp_lookup_cache_hits_total{tier="memory"}`, resolved once for the hit path.
     hits: IntCounter,
@@ -143,14 +185,13 @@ impl Cache {
 
     /// Returns the entry for `key` if it can still be served, with its freshness, and counts
     /// a hit for a fresh entry or a miss otherwise.
-    pub fn get(&self, key: &str) -> Option<(Arc<Entry>, Freshness)> {
-        let now = Instant::now();
+    pub fn get(&self, key: &str) -> Option<(Entry, Freshness)> {
         let found = self
             .entries
             .get(key)
-            .filter(|entry| entry.is_servable(now, self.stale_max))
+            .filter(|entry| entry.is_servable(self.stale_max))
             .map(|entry| {
-                let freshness = if entry.is_fresh(now) {
+                let freshness = if entry.is_fresh() {
                     Freshness::Fresh
                 } else {
                     Freshness::Stale
@@ -165,14 +206,12 @@ impl Cache {
     }
 
     /// Returns the entry for `key` if it is still fresh, without counting a hit or miss.
-    pub fn peek(&self, key: &str) -> Option<Arc<Entry>> {
-        self.entries
-            .get(key)
-            .filter(|entry| entry.is_fresh(Instant::now()))
+    pub fn peek(&self, key: &str) -> Option<Entry> {
+        self.entries.get(key).filter(Entry::is_fresh)
     }
 
     /// Stores an entry, replacing any older one for the same key.
-    pub fn insert(&self, key: Arc<str>, entry: Arc<Entry>) {
+    pub fn insert(&self, key: Arc<str>, entry: Entry) {
         self.entries.insert(key, entry);
         self.update_gauge();
     }
@@ -224,13 +263,26 @@ impl Cache {
 mod tests {
     use super::*;
 
-    fn entry(ttl: Duration) -> Arc<Entry> {
-        Arc::new(Entry {
-            body: Bytes::from_static(b"{}"),
-            found: false,
-            stored_at: Instant::now(),
-            ttl,
-        })
+    fn entry(ttl: Duration) -> Entry {
+        Entry::new(Bytes::from_static(b"{}"), false, ttl)
+    }
+
+    #[test]
+    fn entry_stays_small() {
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+    }
+
+    #[test]
+    fn entry_with_age_ages() {
+        let entry = Entry::with_age(
+            Bytes::new(),
+            true,
+            Duration::from_secs(10),
+            Duration::from_secs(11),
+        );
+        assert!(!entry.is_fresh());
+        assert!(entry.is_servable(Duration::from_secs(5)));
+        assert!(entry.age() >= Duration::from_secs(11));
     }
 
     #[test]

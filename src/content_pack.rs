@@ -10,13 +10,13 @@ const CONTENT_PACK: &str = include_str!("../examples/graylog/content-pack.json")
 /// default values.
 pub const DEFAULT_URL: &str = "http://misp-lookup:8080";
 
-/// Why a content pack cannot be made for a URL.
+/// An invalid `--url` for the content pack.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid --url {url:?}: {reason}")]
 pub struct ContentPackError {
     /// The URL as given.
     pub url: String,
-    /// What is wrong with it.
+    /// The reason it is invalid.
     pub reason: String,
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -99,7 +99,7 @@ impl CacheStatus {
 #[derive(Debug, Clone)]
 pub struct Served {
     /// The cached entry with the rendered body.
-    pub entry: Arc<Entry>,
+    pub entry: Entry,
     /// Where it came from.
     pub status: CacheStatus,
 }
@@ -178,7 +178,7 @@ impl Query {
     }
 }
 
-type SharedLoad = Shared<BoxFuture<'static, Result<Arc<Entry>, LookupError>>>;
+type SharedLoad = Shared<BoxFuture<'static, Result<Entry, LookupError>>>;
 
 /// The lookup service shared by every HTTP worker.
 pub struct Service {
@@ -296,7 +296,7 @@ impl Service {
                 .is_some_and(|f| !f.accepts(indicator.kind()));
         let identity = caller.identity();
         let filter_tag = filter.as_ref().map(TypeFilter::cache_tag);
-        let parameters = format!("type={}", filter_tag.as_deref().unwrap_or("*"));
+        let parameters = filter_tag.unwrap_or_else(|| "*".to_owned());
         let cache_key = cache::cache_key(
             "lookup",
             identity.as_deref().unwrap_or("-"),
@@ -375,7 +375,7 @@ impl Service {
             match redis.get(&query.cache_key).await {
                 Some((entry, Freshness::Fresh)) => {
                     self.cache
-                        .insert(Arc::clone(&query.cache_key), Arc::clone(&entry));
+                        .insert(Arc::clone(&query.cache_key), entry.clone());
                     return Ok(Served {
                         entry,
                         status: CacheStatus::Redis,
@@ -445,7 +445,7 @@ impl Service {
         .shared()
     }
 
-    async fn load(&self, query: &Query) -> Result<Arc<Entry>, LookupError> {
+    async fn load(&self, query: &Query) -> Result<Entry, LookupError> {
         let search = match &query.request {
             Request::Native { indicator, filter } => self.native_search(indicator, filter.as_ref()),
             Request::Dropin { search, .. } => search.clone(),
@@ -482,21 +482,16 @@ impl Service {
             }
         };
 
-        let entry = Arc::new(Entry {
-            body,
-            found,
-            stored_at: Instant::now(),
-            ttl: self.ttl_for(query, found),
-        });
+        let entry = Entry::new(body, found, self.ttl_for(query, found));
         self.cache
-            .insert(Arc::clone(&query.cache_key), Arc::clone(&entry));
+            .insert(Arc::clone(&query.cache_key), entry.clone());
         if let Some(redis) = &self.redis {
             let values = query
                 .values()
                 .into_iter()
                 .map(|(value, _)| value.to_owned())
                 .collect();
-            redis.spawn_set(&query.cache_key, values, Arc::clone(&entry));
+            redis.spawn_set(&query.cache_key, values, entry.clone());
         }
         Ok(entry)
     }

@@ -14,7 +14,7 @@ use crate::lookup::{Caller, Service};
 use crate::metrics::Metrics;
 use crate::misp::types::TypeFilter;
 
-/// Why `query` could not run at all (a failed lookup is printed, not returned).
+/// A failure that stops `query` as a whole (a failed lookup is printed, not returned).
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// A flag is invalid.

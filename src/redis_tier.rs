@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fred::prelude::{
@@ -106,18 +106,17 @@ impl RedisTier {
     }
 
     /// Reads an entry; `None` on a miss, an expired entry, an unreadable entry or any failure.
-    pub async fn get(&self, cache_key: &str) -> Option<(Arc<Entry>, Freshness)> {
+    pub async fn get(&self, cache_key: &str) -> Option<(Entry, Freshness)> {
         let key = entry_key(&self.fingerprint, cache_key);
         let result: Result<Option<Vec<u8>>, _> =
             self.bounded("get", self.client.get(key.as_str())).await;
         let stored = result.ok().flatten();
         let decoded = stored.and_then(|bytes| decode(&bytes));
         let servable = decoded.and_then(|entry| {
-            let now = Instant::now();
-            if entry.is_fresh(now) {
-                Some((Arc::new(entry), Freshness::Fresh))
-            } else if entry.is_servable(now, self.stale_max) {
-                Some((Arc::new(entry), Freshness::Stale))
+            if entry.is_fresh() {
+                Some((entry, Freshness::Fresh))
+            } else if entry.is_servable(self.stale_max) {
+                Some((entry, Freshness::Stale))
             } else {
                 None
             }
@@ -132,11 +131,11 @@ impl RedisTier {
 
     /// Writes an entry in the background; it expires in Redis when it can no longer be served.
     /// `values` are the normalized values it answers, indexed for purges.
-    pub fn spawn_set(self: &Arc<Self>, cache_key: &str, values: Vec<String>, entry: Arc<Entry>) {
+    pub fn spawn_set(self: &Arc<Self>, cache_key: &str, values: Vec<String>, entry: Entry) {
         let tier = Arc::clone(self);
         let key = entry_key(&self.fingerprint, cache_key);
         tokio::spawn(async move {
-            let expiry = entry.ttl + tier.stale_max;
+            let expiry = entry.ttl() + tier.stale_max;
             let milliseconds = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX).max(1);
             let encoded = encode(&entry);
             let set: Result<(), _> = tier
@@ -265,7 +264,7 @@ impl RedisTier {
     }
 }
 
-/// Longest wait for one Redis command of a purge, which an operator runs by hand.
+/// Maximum wait for one Redis command of a purge, which an operator runs by hand.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn with_timeout<T>(
@@ -284,8 +283,8 @@ fn timeout_error() -> RedisError {
     )
 }
 
-/// The Redis key of a cache entry: a digest of the settings fingerprint and the cache key,
-/// which keeps keys short and contains caller identities only as digests of digests.
+/// Returns the Redis key of a cache entry: a digest of the settings fingerprint and the cache
+/// key, which keeps keys short and contains caller identities only as digests of digests.
 fn entry_key(fingerprint: &str, cache_key: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(fingerprint.as_bytes());
@@ -295,7 +294,7 @@ fn entry_key(fingerprint: &str, cache_key: &str) -> String {
     format!("{KEY_PREFIX}:{KEY_VERSION}:e:{digest}")
 }
 
-/// The Redis key of the set that lists a value's entries. The value is lowercased first, so
+/// Returns the Redis key of the set that lists a value's entries. The value is lowercased first, so
 /// that every case variant of a key of kind `other` shares one set and one purge.
 fn index_key(value: &str) -> String {
     let digest = hex::encode(Sha256::digest(value.to_lowercase().as_bytes()));
@@ -305,13 +304,12 @@ fn index_key(value: &str) -> String {
 /// Encodes an entry with its wall-clock store time, so that every replica computes the same
 /// age and both tiers agree on freshness.
 fn encode(entry: &Entry) -> Vec<u8> {
-    let age = entry.stored_at.elapsed();
-    let stored_at_ms = unix_millis().saturating_sub(millis(age));
+    let stored_at_ms = unix_millis().saturating_sub(millis(entry.age()));
     let mut bytes = Vec::with_capacity(HEADER_LEN + entry.body.len());
     bytes.push(ENTRY_FORMAT);
     bytes.push(u8::from(entry.found));
     bytes.extend_from_slice(&stored_at_ms.to_be_bytes());
-    bytes.extend_from_slice(&millis(entry.ttl).to_be_bytes());
+    bytes.extend_from_slice(&millis(entry.ttl()).to_be_bytes());
     bytes.extend_from_slice(&entry.body);
     bytes
 }
@@ -325,12 +323,12 @@ fn decode(bytes: &[u8]) -> Option<Entry> {
     let stored_at_ms = u64::from_be_bytes(bytes[2..10].try_into().ok()?);
     let ttl_ms = u64::from_be_bytes(bytes[10..18].try_into().ok()?);
     let age = Duration::from_millis(unix_millis().saturating_sub(stored_at_ms));
-    Some(Entry {
-        body: Bytes::copy_from_slice(&bytes[HEADER_LEN..]),
+    Some(Entry::with_age(
+        Bytes::copy_from_slice(&bytes[HEADER_LEN..]),
         found,
-        stored_at: Instant::now().checked_sub(age)?,
-        ttl: Duration::from_millis(ttl_ms),
-    })
+        Duration::from_millis(ttl_ms),
+        age,
+    ))
 }
 
 fn unix_millis() -> u64 {
@@ -349,29 +347,24 @@ mod tests {
 
     #[test]
     fn entry_round_trips_with_age() {
-        let entry = Entry {
-            body: Bytes::from_static(b"{\"found\":true}"),
-            found: true,
-            stored_at: Instant::now() - Duration::from_secs(5),
-            ttl: Duration::from_secs(60),
-        };
+        let entry = Entry::with_age(
+            Bytes::from_static(b"{\"found\":true}"),
+            true,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
         let decoded = decode(&encode(&entry)).unwrap();
         assert_eq!(decoded.body, entry.body);
         assert!(decoded.found);
-        assert_eq!(decoded.ttl, entry.ttl);
-        let age = decoded.stored_at.elapsed();
+        assert_eq!(decoded.ttl(), entry.ttl());
+        let age = decoded.age();
         assert!(age >= Duration::from_millis(4900), "age {age:?}");
         assert!(age < Duration::from_secs(7), "age {age:?}");
     }
 
     #[test]
     fn other_format_is_ignored() {
-        let mut bytes = encode(&Entry {
-            body: Bytes::new(),
-            found: false,
-            stored_at: Instant::now(),
-            ttl: Duration::from_secs(1),
-        });
+        let mut bytes = encode(&Entry::new(Bytes::new(), false, Duration::from_secs(1)));
         bytes[0] = 99;
         assert!(decode(&bytes).is_none());
         assert!(decode(&bytes[..5]).is_none());

@@ -19,7 +19,7 @@ const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
 /// Pause after a 429 that carried no `X-Rate-Limit-Reset`.
 const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
 
-/// Longest pause after a 429. MISP's rate-limit window is 900 s, so a longer
+/// Maximum pause after a 429. MISP's rate-limit window is 900 s, so a longer
 /// `X-Rate-Limit-Reset` (a proxy sending an epoch time, say) is not MISP's own.
 const MAX_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(3600);
 
@@ -84,12 +84,12 @@ impl Upstream {
         }
     }
 
-    /// The unprotected client, for the readiness probe.
+    /// Returns the unprotected client, for the readiness probe.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// Runs a restSearch unless a protection says MISP must not be asked now.
+    /// Runs a restSearch unless a protection forbids asking MISP now.
     ///
     /// `caller_identity` is the digest that keys the rate-limit pause (`None` for the
     /// service's own key).
@@ -253,7 +253,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The delay before retry `attempt + 1`: doubling from [`RETRY_BASE_DELAY`], plus jitter.
+/// Returns the delay before retry `attempt + 1`: doubling from [`RETRY_BASE_DELAY`], plus
+/// jitter.
 fn retry_delay(attempt: u32) -> Duration {
     let base = RETRY_BASE_DELAY * 2u32.saturating_pow(attempt.min(6));
     base + base.mul_f64(fastrand::f64() * 0.5)
