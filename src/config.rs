@@ -474,8 +474,7 @@ fn read_secret(
 /// MISP accepts only keys of 40 ASCII alphanumerics; checking here turns a pasted key with a
 /// stray character into a start-up error instead of a 403 on every lookup.
 fn validate_misp_key(key: &Secret) -> Result<(), ConfigError> {
-    let text = key.expose();
-    if text.len() == 40 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if crate::misp::is_valid_key(key.expose()) {
         Ok(())
     } else {
         Err(ConfigError::new(

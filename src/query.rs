@@ -7,7 +7,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::cli::QueryArgs;
 use crate::config::{Config, ConfigError};
-use crate::demo::{self, Emulator, EmulatorConfig};
+use crate::demo;
 use crate::http::error::ApiError;
 use crate::indicator;
 use crate::lookup::{Caller, Service};
@@ -89,18 +89,11 @@ async fn query_misp(args: &QueryArgs) -> Result<bool, QueryError> {
     let mut config = Config::from_args(&args.serve)?;
     // With --demo, the emulator lives as long as the lookups.
     let _emulator = if config.demo {
-        let emulator = Emulator::start(EmulatorConfig::new(
-            demo::dataset::Dataset::demo(),
-            demo::DEMO_API_KEY,
-        ))
-        .await
-        .map_err(QueryError::Demo)?;
-        config.misp.url = emulator.url();
-        config.misp.key = Some(crate::config::Secret::new(demo::DEMO_API_KEY));
-        if config.public_url.is_empty() {
-            config.public_url = emulator.url();
-        }
-        Some(emulator)
+        Some(
+            demo::start_for(&mut config)
+                .await
+                .map_err(QueryError::Demo)?,
+        )
     } else {
         None
     };

@@ -934,6 +934,11 @@ async fn forwarded_key_errors() {
 
     let none = lookup_as(&harness, key, &[]).await;
     assert_error(&none, 401, "unauthorized", "a lookup without a MISP key");
+    assert_eq!(
+        none.header("www-authenticate"),
+        "MISP realm=\"MISP API key\"",
+        "the 401 without a MISP key asks for MISP's scheme"
+    );
     let bearer_only = lookup_as(&harness, key, &[("Authorization", "Bearer abc")]).await;
     assert_error(
         &bearer_only,
@@ -1359,6 +1364,7 @@ async fn unknown_path_and_method() {
     assert_error(&unknown, 404, "not_found", "an unknown path");
     assert_error(&post, 405, "method_not_allowed", "POST /lookup/x");
     assert_error(&delete, 405, "method_not_allowed", "DELETE /lookup/x");
+    assert_eq!(post.header("allow"), "GET", "Allow header of the 405");
     assert_eq!(
         harness.emulator().search_requests(),
         0,

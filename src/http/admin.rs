@@ -6,6 +6,7 @@ use serde_json::json;
 use super::AppState;
 use super::auth::{bearer_token, header_text};
 use super::error::ApiError;
+use super::lookup::path_key;
 use crate::indicator;
 
 /// Path prefix of the per-key purge route.
@@ -21,14 +22,7 @@ pub async fn purge_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize_admin(&request, &state)?;
-    let encoded = request
-        .uri()
-        .path()
-        .strip_prefix(CACHE_PREFIX)
-        .unwrap_or_default();
-    let raw = percent_encoding::percent_decode_str(encoded)
-        .decode_utf8()
-        .map_err(|_| ApiError::KeyEncoding)?;
+    let raw = path_key(&request, CACHE_PREFIX)?;
     let indicator = indicator::parse(&raw)?;
     let (memory, redis) = state
         .service

@@ -46,13 +46,10 @@ impl AuthPolicy {
         }
         let key = header_text(request, MISP_AUTH_HEADER)
             .or_else(|| header_text(request, AUTHORIZATION.as_str()).filter(|v| !is_bearer(v)))
-            .ok_or(ApiError::Unauthorized(
-                "a MISP API key is required: send it as X-MISP-Auth: <key> or Authorization: \
-                 <key>",
-            ))?;
+            .ok_or(ApiError::MissingMispKey)?;
         // MISP accepts only 40 alphanumerics, so any other key would fail there: reject it here
         // without a MISP request and without a cache entry under its digest.
-        if !(key.len() == 40 && key.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        if !crate::misp::is_valid_key(key) {
             return Err(ApiError::MalformedCallerKey);
         }
         Ok(Caller {

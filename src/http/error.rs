@@ -53,6 +53,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
 
+    /// `--forward-caller-key` is on and the caller sent no MISP key.
+    #[error("a MISP API key is required: send it as X-MISP-Auth: <key> or Authorization: <key>")]
+    MissingMispKey,
+
     /// The caller's MISP key cannot be valid, so MISP is not asked.
     #[error(
         "the MISP API key sent by the caller is not 40 letters and digits, so MISP would reject \
@@ -107,7 +111,7 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::MissingValue => "missing_value",
             Self::UnsupportedParameter(_) => "unsupported_parameter",
-            Self::Unauthorized(_) => "unauthorized",
+            Self::Unauthorized(_) | Self::MissingMispKey => "unauthorized",
             Self::MalformedCallerKey => "misp_auth_failed",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -132,7 +136,7 @@ impl ApiError {
             | Self::UnsupportedParameter(_)
             | Self::TooManyKeys => StatusCode::BAD_REQUEST,
             Self::RedisFailed(_) => StatusCode::BAD_GATEWAY,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::MissingMispKey => StatusCode::UNAUTHORIZED,
             Self::MalformedCallerKey => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -181,8 +185,20 @@ impl ApiError {
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        if matches!(self, Self::Unauthorized(message) if message.contains("token")) {
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        match self {
+            Self::Unauthorized(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            // MISP's own scheme: the bare key in Authorization or X-MISP-Auth.
+            Self::MissingMispKey => {
+                let challenge = HeaderValue::from_static("MISP realm=\"MISP API key\"");
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            _ => {}
         }
         response.json(body)
     }

@@ -45,7 +45,7 @@ async fn answer(
     state: &AppState,
 ) -> Result<Served, ApiError> {
     let caller = state.auth.authorize(request)?;
-    let raw = raw_key(request)?;
+    let raw = path_key(request, LOOKUP_PREFIX)?;
     let indicator = indicator::parse(&raw)?;
     let filter = params
         .type_filter
@@ -60,13 +60,16 @@ async fn answer(
         .map_err(|err: LookupError| ApiError::Lookup(err))
 }
 
-/// Extracts the key from the raw request path and percent-decodes it exactly once.
-///
-/// The raw path is read instead of the router's match, because the router has already decoded
-/// some escapes and Graylog's encoding (`%2F`, `%3A`, `%2B`, `%20`) must be decoded once only.
-fn raw_key(request: &HttpRequest) -> Result<String, ApiError> {
-    let path = request.uri().path();
-    let encoded = path.strip_prefix(LOOKUP_PREFIX).unwrap_or_default();
+/// Returns the percent-decoded rest of the raw request path after `prefix`, decoded exactly
+/// once. The raw path is read instead of the router's match, because the router has already
+/// decoded some escapes, and Graylog's encoding (`%2F`, `%3A`, `%2B`, `%20`) must be decoded
+/// once only.
+pub fn path_key(request: &HttpRequest, prefix: &str) -> Result<String, ApiError> {
+    let encoded = request
+        .uri()
+        .path()
+        .strip_prefix(prefix)
+        .unwrap_or_default();
     percent_encoding::percent_decode_str(encoded)
         .decode_utf8()
         .map(|key| key.into_owned())

@@ -19,7 +19,7 @@ use futures::{FutureExt, StreamExt};
 use self::auth::AuthPolicy;
 use self::error::ApiError;
 use crate::config::{Config, Secret};
-use crate::demo::{self, Emulator, EmulatorConfig};
+use crate::demo::{self, Emulator};
 use crate::lookup::{Served, Service};
 use crate::metrics::{Metrics, status_class};
 
@@ -134,17 +134,9 @@ impl RunningServer {
 /// Starts the service: the demo emulator when configured, then the HTTP server.
 pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     let emulator = if config.demo {
-        let emulator = Emulator::start(EmulatorConfig::new(
-            demo::dataset::Dataset::demo(),
-            demo::DEMO_API_KEY,
-        ))
-        .await
-        .map_err(StartError::Demo)?;
-        config.misp.url = emulator.url();
-        config.misp.key = Some(Secret::new(demo::DEMO_API_KEY));
-        if config.public_url.is_empty() {
-            config.public_url = emulator.url();
-        }
+        let emulator = demo::start_for(&mut config)
+            .await
+            .map_err(StartError::Demo)?;
         tracing::info!(misp_url = %emulator.url(), "demo MISP emulator started");
         Some(emulator)
     } else {
