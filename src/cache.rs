@@ -101,9 +101,9 @@ const PART_SEPARATOR: char = '\u{1f}';
 /// Separates the values inside the values part.
 const VALUE_SEPARATOR: char = '\u{1e}';
 
-/// Builds a cache key from everything that changes an answer: the endpoint (which decides the
-/// rendering), the caller identity (a digest, never a key), the normalized values (kept
-/// readable so that a purge can find every entry of a value) and the remaining parameters.
+/// Builds a cache key from everything that changes an answer. Its parts are the endpoint, which
+/// decides the rendering, the caller identity (a digest, never a key), the normalized values
+/// (kept readable so that a purge can find every entry of a value) and the other parameters.
 pub fn cache_key<'a>(
     endpoint: &str,
     caller: &str,

@@ -115,7 +115,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MISP_LOOKUP_MISP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub misp_timeout: Duration,
 
-    /// Longest time a caller waits for an answer not in the cache before getting 504
+    /// Maximum time a caller waits for an answer not in the cache before getting 504
     /// misp_timeout (e.g. 1s). Keep it well below Graylog's 10 s read timeout.
     #[arg(long, env = "MISP_LOOKUP_ANSWER_DEADLINE", default_value = "1s", value_parser = humantime::parse_duration)]
     pub answer_deadline: Duration,
@@ -185,7 +185,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MISP_LOOKUP_REDIS_URL", hide_env_values = true, value_parser = Secret::parse)]
     pub redis_url: Option<Secret>,
 
-    /// Longest wait for one Redis operation before the lookup goes on without it.
+    /// Maximum wait for one Redis operation before the lookup goes on without it.
     #[arg(long, env = "MISP_LOOKUP_REDIS_TIMEOUT", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,
 

@@ -45,7 +45,7 @@ impl fmt::Debug for Secret {
 pub struct ConfigError {
     /// The flag, as typed on the command line.
     pub flag: &'static str,
-    /// What is wrong and what to do.
+    /// The problem and the fix.
     pub reason: String,
 }
 
@@ -72,7 +72,7 @@ pub enum MispInclude {
 }
 
 impl MispInclude {
-    /// The restSearch parameter that requests this extra.
+    /// Returns the restSearch parameter that requests this extra.
     pub fn parameter(self) -> &'static str {
         match self {
             Self::Context => "includeContext",
@@ -97,7 +97,7 @@ pub struct FieldSpec {
     pub singular: bool,
 }
 
-/// How the service reaches MISP.
+/// MISP connection settings.
 #[derive(Debug, Clone)]
 pub struct MispConfig {
     /// Base URL without a trailing slash.
@@ -134,7 +134,7 @@ pub struct ProtectionConfig {
 /// Batching of distinct cache misses into one restSearch.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
-    /// Most keys in one batch; 1 turns batching off.
+    /// Maximum number of keys in one batch; 1 turns batching off.
     pub max_keys: usize,
     /// How long the first miss of a batch waits for others.
     pub window: Duration,
@@ -145,7 +145,7 @@ pub struct BatchConfig {
 pub struct RedisConfig {
     /// The Redis URL; it may hold a password, so it is not shown by `Debug`.
     pub url: Secret,
-    /// Longest wait for one Redis operation.
+    /// Maximum wait for one Redis operation.
     pub timeout: Duration,
 }
 
@@ -175,11 +175,11 @@ pub struct Config {
     pub ttl_miss: TtlTable,
     /// How long an expired answer may still be served.
     pub stale_max: Duration,
-    /// Longest wait of a caller for an answer not in the cache.
+    /// Maximum wait of a caller for an answer not in the cache.
     pub answer_deadline: Duration,
-    /// How MISP is protected from overload.
+    /// Protections of MISP against overload.
     pub protection: ProtectionConfig,
-    /// How cache misses are batched.
+    /// Batching of cache misses.
     pub batch: BatchConfig,
     /// The shared Redis tier, if configured.
     pub redis: Option<RedisConfig>,
@@ -471,7 +471,7 @@ fn read_secret(
     Ok(Some(Secret::new(text)))
 }
 
-/// MISP accepts only keys of 40 ASCII alphanumerics; checking here turns a pasted key with a
+/// MISP accepts only keys of 40 ASCII alphanumerics. Checking here turns a pasted key with a
 /// stray character into a start-up error instead of a 403 on every lookup.
 fn validate_misp_key(key: &Secret) -> Result<(), ConfigError> {
     if crate::misp::is_valid_key(key.expose()) {

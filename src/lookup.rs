@@ -44,8 +44,8 @@ impl Drop for InflightGuard<'_> {
 /// own key, the limit, the extras, the `--field`s and the public URL.
 fn settings_fingerprint(config: &Config) -> String {
     let mut hasher = Sha256::new();
-    // MISP's answer depends on what the service's own key may see; a key also identifies
-    // its MISP instance, since MISP generates keys at random.
+    // MISP's answer depends on what the service's own key may see. A key also identifies its
+    // MISP instance, since MISP generates keys at random.
     if let Some(key) = &config.misp.key {
         hasher.update(Sha256::digest(key.expose().as_bytes()));
     }
@@ -100,11 +100,11 @@ impl CacheStatus {
 pub struct Served {
     /// The cached entry with the rendered body.
     pub entry: Entry,
-    /// Where it came from.
+    /// The tier or request that produced it.
     pub status: CacheStatus,
 }
 
-/// Why a lookup failed.
+/// A failed lookup.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
     /// MISP failed.
@@ -115,7 +115,7 @@ pub enum LookupError {
     Internal(String),
 }
 
-/// What a query asks, and so how its MISP answer is turned into a body.
+/// The question of a query, which also decides how MISP's answer becomes a body.
 #[derive(Debug, Clone)]
 enum Request {
     /// A native `/lookup` of one indicator, rendered as the flat Graylog body. The MISP search
@@ -197,7 +197,7 @@ pub struct Service {
     error_log: LogLimiter,
 }
 
-/// Why the service could not be built.
+/// A failure to build the service.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The MISP client could not be built (for example, a bad CA certificate).
@@ -357,7 +357,7 @@ impl Service {
     ///
     /// A stale entry is answered at once while one background refresh runs. Otherwise the
     /// caller joins the key's MISP request (or starts it) and waits at most
-    /// `--answer-deadline`; the request runs in its own task, so an answer that comes later,
+    /// `--answer-deadline`. The request runs in its own task, so an answer that comes later,
     /// or after the caller disconnected, still fills the cache.
     pub async fn lookup(self: &Arc<Self>, query: Query) -> Result<Served, LookupError> {
         let mut stale = match self.cache.get(&query.cache_key) {

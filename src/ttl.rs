@@ -6,7 +6,7 @@ use crate::indicator::Kind;
 
 /// Freshness per kind, parsed from a bare duration (`4h`) or a list such as
 /// `sha256=24h,ip=1h,default=4h`. List keys are kinds (`ipv4`, `sha256`...), the groups `ip`
-/// (ipv4, ipv6) and `hash` (md5, sha1, sha256, sha512), or `default`; a kind's own entry wins
+/// (ipv4, ipv6) and `hash` (md5, sha1, sha256, sha512), or `default`. A kind's own entry wins
 /// over its group's, whatever the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TtlTable {
@@ -15,7 +15,7 @@ pub struct TtlTable {
 }
 
 impl TtlTable {
-    /// The same duration for every kind.
+    /// Creates a table with the same duration for every kind.
     pub fn uniform(duration: Duration) -> Self {
         Self {
             default: duration,
@@ -74,12 +74,12 @@ impl TtlTable {
         Ok(Self { default, by_kind })
     }
 
-    /// The freshness of an answer about an indicator of `kind`.
+    /// Returns the freshness of an answer about an indicator of `kind`.
     pub fn for_kind(&self, kind: Kind) -> Duration {
         self.by_kind[kind as usize].unwrap_or(self.default)
     }
 
-    /// The longest freshness in the table.
+    /// Returns the maximum freshness in the table.
     pub fn max(&self) -> Duration {
         self.by_kind
             .iter()

@@ -748,13 +748,16 @@ async fn queued_loads_shed_when_breaker_opens() {
     ];
     let harness = Harness::start(&flags).await;
     harness.emulator().set_fault(Fault::Hang);
+
     let keys: Vec<String> = (0..5).map(|i| format!("queued-{i}.example")).collect();
     let replies = futures::future::join_all(keys.iter().map(|key| harness.lookup(key))).await;
     for (key, reply) in keys.iter().zip(&replies) {
         assert_error(reply, 504, "misp_timeout", key);
     }
+
     // Every queued load has had time to run: five MISP timeouts of 300 ms in a row.
     tokio::time::sleep(Duration::from_millis(1800)).await;
+
     let metrics = harness.metrics().await;
     assert_eq!(
         metric_value(&metrics, "misp_lookup_misp_breaker_state"),

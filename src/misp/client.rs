@@ -10,7 +10,7 @@ use super::MispError;
 use crate::config::{MispConfig, Secret};
 use crate::metrics::{Metrics, status_class};
 
-/// Longest connect phase, so that an unreachable MISP fails fast even with a long timeout.
+/// Maximum connect phase, so that an unreachable MISP fails fast even with a long timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest MISP error message kept in an error, in characters.
@@ -45,12 +45,12 @@ impl SearchRequest {
         self.body.insert(name.to_owned(), value);
     }
 
-    /// The `limit` sent, if any.
+    /// Returns the `limit` sent, if any.
     pub fn limit(&self) -> Option<u64> {
         self.body.get("limit").and_then(Value::as_u64)
     }
 
-    /// The body as JSON.
+    /// Returns the body as JSON.
     pub fn body(&self) -> &Map<String, Value> {
         &self.body
     }
@@ -109,7 +109,7 @@ impl Client {
         })
     }
 
-    /// Whether the service has a MISP key of its own.
+    /// Tells whether the service has a MISP key of its own.
     pub fn has_own_key(&self) -> bool {
         self.key.is_some()
     }

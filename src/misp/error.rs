@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Why a MISP request failed. Each variant maps to one error `code` and HTTP status in
+/// A failed MISP request. Each variant maps to one error `code` and HTTP status in
 /// [`crate::http::error`]; messages never contain a key or the request body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MispError {
@@ -46,14 +46,14 @@ pub enum MispError {
     /// proxy in front of it serves a login page.
     #[error("MISP is unavailable: {reason}")]
     Unavailable {
-        /// What was received instead of JSON.
+        /// The content received instead of JSON.
         reason: String,
     },
 
     /// MISP answered 2xx with a body that is not restSearch JSON.
     #[error("MISP sent an invalid response: {reason}")]
     BadResponse {
-        /// What is wrong with the body.
+        /// The problem with the body.
         reason: String,
     },
 
@@ -100,7 +100,7 @@ fn retry_after_text(retry_after: Option<u64>) -> String {
 }
 
 impl MispError {
-    /// The stable error code sent to callers and used as a metric label.
+    /// Returns the stable error code sent to callers and used as a metric label.
     pub fn code(&self) -> &'static str {
         match self {
             Self::AuthFailed { .. } => "misp_auth_failed",
