@@ -505,11 +505,31 @@ fn normalize_email(value: &str) -> Option<String> {
 /// labels, each of 1 to 63 bytes of `[a-z0-9_-]`, at most 253 bytes in total, and a last
 /// label that is not all digits.
 fn normalize_domain(value: &str) -> Option<String> {
+    if is_plain_ascii_domain(value) {
+        // UTS 46 maps such a name to itself; skipping it saves most of a cache hit's parsing.
+        return is_valid_domain(value).then(|| value.to_owned());
+    }
     let mut ascii = idna::domain_to_ascii(value).ok()?;
     if ascii.ends_with('.') {
         ascii.pop();
     }
     is_valid_domain(&ascii).then_some(ascii)
+}
+
+/// Tells whether every label of `value` is lowercase ASCII letters, digits and inner hyphens,
+/// with no `--` at the third and fourth characters (as `xn--` has), so that UTS 46 processing
+/// leaves it unchanged.
+fn is_plain_ascii_domain(value: &str) -> bool {
+    value.split('.').all(|label| {
+        let bytes = label.as_bytes();
+        !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && bytes.first() != Some(&b'-')
+            && bytes.last() != Some(&b'-')
+            && bytes.get(2..4) != Some(b"--")
+    })
 }
 
 fn is_valid_domain(domain: &str) -> bool {
@@ -535,6 +555,33 @@ fn is_valid_domain(domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The shortcut for plain ASCII names gives what UTS 46 processing gives.
+        #[test]
+        fn plain_ascii_domains_skip_idna_unchanged(name in "[a-z0-9-]{1,12}(\\.[a-z0-9-]{1,12}){0,3}") {
+            if is_plain_ascii_domain(&name) {
+                proptest::prop_assert_eq!(idna::domain_to_ascii(&name).ok(), Some(name.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_ascii_domain_excludes_what_idna_changes_or_checks() {
+        assert!(is_plain_ascii_domain("www.example.com"));
+        assert!(is_plain_ascii_domain("a-b.example"));
+        for name in [
+            "xn--bcher-kva.example",
+            "-a.example",
+            "a-.example",
+            "Example.com",
+            "a..b",
+            "a_b.example",
+            "b\u{fc}cher.example",
+        ] {
+            assert!(!is_plain_ascii_domain(name), "{name}");
+        }
+    }
 
     const EICAR_MD5: &str = "44d88612fea8a8f36de82e1278abb02f";
     const EICAR_SHA1: &str = "3395856ce81f2b7382dee72602f798b642f14140";

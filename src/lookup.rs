@@ -360,7 +360,7 @@ impl Service {
     /// `--answer-deadline`. The request runs in its own task, so an answer that comes later,
     /// or after the caller disconnected, still fills the cache.
     pub async fn lookup(self: &Arc<Self>, query: Query) -> Result<Served, LookupError> {
-        let mut stale = match self.cache.get(&query.cache_key) {
+        let stale = match self.cache.get(&query.cache_key) {
             Some((entry, Freshness::Fresh)) => {
                 return Ok(Served {
                     entry,
@@ -371,6 +371,19 @@ impl Service {
             None => None,
         };
 
+        // The rest of a lookup holds Redis, timer and load futures, several kilobytes of
+        // state. Boxing it keeps that state out of the future of every memory hit, which
+        // actix-web allocates per request.
+        Box::pin(self.lookup_beyond_memory(query, stale)).await
+    }
+
+    /// Answers a query that the in-process tier holds no fresh entry for; `stale` is its
+    /// expired entry there, if any.
+    async fn lookup_beyond_memory(
+        self: &Arc<Self>,
+        query: Query,
+        mut stale: Option<Entry>,
+    ) -> Result<Served, LookupError> {
         if let Some(redis) = &self.redis {
             match redis.get(&query.cache_key).await {
                 Some((entry, Freshness::Fresh)) => {

@@ -4,6 +4,9 @@
 //! (as in the integration tests) keep separate counts. Labels hold route patterns, outcomes and
 //! error codes, never a raw key or a caller's credential.
 
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -29,6 +32,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request durations by matched route pattern.
     pub http_duration: HistogramVec,
+    /// The two HTTP metrics' series, resolved on first use.
+    pub http_series: HttpSeries,
     /// Lookups by endpoint (`lookup`, `bulk`, `dropin`) and outcome (`found`, `not_found`,
     /// `rejected`, `error`).
     pub lookups: IntCounterVec,
@@ -275,10 +280,12 @@ impl Metrics {
         .expect("valid metric");
 
         let lookup_counters = LookupCounters::new(&lookups);
+        let http_series = HttpSeries::new(&http_requests, &http_duration);
         let metrics = Self {
             registry,
             http_requests,
             http_duration,
+            http_series,
             lookups,
             lookup_counters,
             rejected_keys,
@@ -417,13 +424,92 @@ impl LookupCounters {
     }
 }
 
+/// Route labels of the HTTP metrics: the route patterns registered by the HTTP module, and
+/// `unmatched` for every other path.
+pub const HTTP_ROUTES: [&str; 11] = [
+    "/lookup",
+    "/lookup/{key}",
+    "/cache",
+    "/cache/{key}",
+    "/attributes/restSearch",
+    "/attributes/restSearch/{parameters}",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.yaml",
+    "unmatched",
+];
+
+/// Method labels of the HTTP metrics: the standard methods, and `other`.
+pub const HTTP_METHODS: [&str; 8] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "other",
+];
+
+/// Status-class labels, in the order [`status_class_index`] numbers them.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The series of `misp_lookup_http_requests_total` and
+/// `misp_lookup_http_request_duration_seconds`, each resolved by its first request.
+///
+/// A label lookup hashes the labels and takes a lock, a noticeable share of a cache hit's
+/// cost. Resolving on first use instead of up front keeps series that no request has used
+/// out of `/metrics`, as label lookups do.
+#[derive(Clone)]
+pub struct HttpSeries(Arc<HttpSeriesInner>);
+
+struct HttpSeriesInner {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    /// Indexed by route, method and status class, in that order of significance.
+    resolved_requests: Box<[OnceLock<IntCounter>]>,
+    /// Indexed by route.
+    resolved_duration: [OnceLock<Histogram>; HTTP_ROUTES.len()],
+}
+
+impl HttpSeries {
+    fn new(requests: &IntCounterVec, duration: &HistogramVec) -> Self {
+        let slots = HTTP_ROUTES.len() * HTTP_METHODS.len() * STATUS_CLASSES.len();
+        Self(Arc::new(HttpSeriesInner {
+            requests: requests.clone(),
+            duration: duration.clone(),
+            resolved_requests: (0..slots).map(|_| OnceLock::new()).collect(),
+            resolved_duration: std::array::from_fn(|_| OnceLock::new()),
+        }))
+    }
+
+    /// Counts one finished request; `route` and `method` index [`HTTP_ROUTES`] and
+    /// [`HTTP_METHODS`].
+    pub fn record(&self, route: usize, method: usize, status: u16, elapsed: Duration) {
+        let inner = &*self.0;
+        let class = status_class_index(status);
+        let slot = (route * HTTP_METHODS.len() + method) * STATUS_CLASSES.len() + class;
+        inner.resolved_requests[slot]
+            .get_or_init(|| {
+                inner.requests.with_label_values(&[
+                    HTTP_ROUTES[route],
+                    HTTP_METHODS[method],
+                    STATUS_CLASSES[class],
+                ])
+            })
+            .inc();
+        inner.resolved_duration[route]
+            .get_or_init(|| inner.duration.with_label_values(&[HTTP_ROUTES[route]]))
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Returns the index in [`STATUS_CLASSES`] of an HTTP status code's class.
+fn status_class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
 /// Returns the status-class label (`2xx`...) for an HTTP status code.
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    STATUS_CLASSES[status_class_index(status)]
 }

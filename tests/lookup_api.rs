@@ -1338,6 +1338,18 @@ async fn metrics_lists_documented_names() {
         ("misp_lookup_misp_inflight_requests", 0.0),
         ("misp_lookup_cache_hits_total{tier=\"memory\"}", 1.0),
         ("misp_lookup_misp_breaker_state", 0.0),
+        (
+            "misp_lookup_http_requests_total{method=\"GET\",route=\"/lookup/{key}\",status=\"2xx\"}",
+            2.0,
+        ),
+        (
+            "misp_lookup_http_requests_total{method=\"GET\",route=\"/lookup/{key}\",status=\"4xx\"}",
+            1.0,
+        ),
+        (
+            "misp_lookup_http_request_duration_seconds_count{route=\"/lookup/{key}\"}",
+            4.0,
+        ),
     ];
     for (sample, value) in samples {
         assert_eq!(metric_value(&metrics, sample), Some(value), "{sample}");

@@ -22,7 +22,7 @@ pub fn key_for_rank(rank: usize) -> String {
 /// Tells whether the emulator of a run with `hit_keys` MISP attributes spaced `hit_stride`
 /// ranks apart contains an attribute for `rank`.
 pub fn is_hit_rank(rank: usize, hit_keys: usize, hit_stride: usize) -> bool {
-    hit_stride > 0 && rank % hit_stride == 0 && rank / hit_stride < hit_keys
+    hit_stride > 0 && rank.is_multiple_of(hit_stride) && rank / hit_stride < hit_keys
 }
 
 /// Samples ranks `0..n` with probability proportional to `1 / (rank + 1)^exponent`, by

@@ -12,7 +12,7 @@
 //!   spaces, as MySQL's `utf8mb3_unicode_ci` collation does;
 //! - the exact wire bytes and headers of a `returnFormat: json` answer and of MISP's errors.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -130,6 +130,7 @@ impl Emulator {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            value_index: ValueIndex::new(&config.dataset),
             dataset: config.dataset,
             keys: config.keys,
             base_url: format!("http://{addr}"),
@@ -254,6 +255,7 @@ const MAX_HANG: Duration = Duration::from_secs(600);
 /// State shared between the [`Emulator`] handle and the request handler.
 struct Shared {
     dataset: Dataset,
+    value_index: ValueIndex,
     keys: Vec<ApiKey>,
     base_url: String,
     control: Mutex<Control>,
@@ -368,7 +370,7 @@ async fn handle_request(
     match (route, harvested) {
         (Route::GetVersion, _) => version_response(),
         (Route::RestSearch(_), Some(Ok(parameters))) => {
-            rest_search(&shared.dataset, key, &parameters, request.path())
+            rest_search(&shared, key, &parameters, request.path())
         }
         (Route::RestSearch(_), Some(Err(error))) => error.response(request.path()),
         _ => cake_error(StatusCode::NOT_FOUND, "Not Found", request.path()),
@@ -1096,12 +1098,8 @@ impl SearchFilters {
     }
 }
 
-fn rest_search(
-    dataset: &Dataset,
-    key: &ApiKey,
-    parameters: &Parameters,
-    path: &str,
-) -> HttpResponse {
+fn rest_search(shared: &Shared, key: &ApiKey, parameters: &Parameters, path: &str) -> HttpResponse {
+    let dataset = &shared.dataset;
     let parameters = &parameters.values;
     if let Some(format) = parameters.get("returnFormat")
         && !is_php_empty(format)
@@ -1116,9 +1114,18 @@ fn rest_search(
         .iter()
         .filter(|attribute| is_visible(key, attribute))
         .collect();
-    let matches = visible
-        .iter()
-        .copied()
+    // Every filter is still applied to the candidates; the index only skips attributes whose
+    // value cannot equal any term.
+    let candidates: Vec<&Value> = match shared.value_index.candidates(&filters.value) {
+        Some(positions) => positions
+            .into_iter()
+            .map(|position| &dataset.attributes[position])
+            .filter(|attribute| is_visible(key, attribute))
+            .collect(),
+        None => visible.clone(),
+    };
+    let matches = candidates
+        .into_iter()
         .filter(|attribute| filters.accepts(attribute, find_event(dataset, attribute)));
 
     let limit = parse_count(parameters.get("limit")).filter(|&limit| limit > 0);
@@ -1156,6 +1163,47 @@ fn rest_search(
         .insert_header(("X-Response-Format", "json"))
         .insert_header(("X-Skipped-Elements-Count", "0"))
         .body(body)
+}
+
+/// Positions of the attributes by the collation key of each value half, as the database's
+/// index on `value1` and `value2` serves equality terms.
+struct ValueIndex(HashMap<String, Vec<usize>>);
+
+impl ValueIndex {
+    fn new(dataset: &Dataset) -> ValueIndex {
+        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (position, attribute) in dataset.attributes.iter().enumerate() {
+            let (value1, value2) = value_halves(attribute);
+            for half in [value1, value2] {
+                if half.is_empty() {
+                    continue;
+                }
+                let positions = index.entry(collation_key(&half)).or_default();
+                if positions.last() != Some(&position) {
+                    positions.push(position);
+                }
+            }
+        }
+        ValueIndex(index)
+    }
+
+    /// Returns the positions, in data set order, of the attributes that can match a value
+    /// filter made only of OR-ed equality terms, or `None` when the filter needs a full scan.
+    fn candidates(&self, filter: &TermFilter) -> Option<Vec<usize>> {
+        if filter.is_empty || filter.any_of.is_empty() || !filter.all_of.is_empty() {
+            return None;
+        }
+        let mut positions = Vec::new();
+        for pattern in &filter.any_of {
+            let Pattern::Equal(key) = pattern else {
+                return None;
+            };
+            positions.extend(self.0.get(key).into_iter().flatten());
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        Some(positions)
+    }
 }
 
 fn is_visible(key: &ApiKey, attribute: &Value) -> bool {

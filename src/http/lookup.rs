@@ -1,6 +1,6 @@
 //! `GET /lookup/{key}`: the Graylog-friendly answer.
 
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -9,6 +9,9 @@ use super::error::ApiError;
 use crate::indicator;
 use crate::lookup::{LookupError, Served};
 use crate::misp::types::TypeFilter;
+
+/// The header that tells which tier answered; a constant name is not parsed per response.
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Path prefix of the native lookup route.
 const LOOKUP_PREFIX: &str = "/lookup/";
@@ -80,6 +83,6 @@ pub fn path_key(request: &HttpRequest, prefix: &str) -> Result<String, ApiError>
 pub fn served_response(served: &Served) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
-        .insert_header(("X-Cache", served.status.as_str()))
+        .insert_header((X_CACHE, HeaderValue::from_static(served.status.as_str())))
         .body(served.entry.body.clone())
 }

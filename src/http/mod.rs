@@ -21,7 +21,7 @@ use self::error::ApiError;
 use crate::config::{Config, Secret};
 use crate::demo::{self, Emulator};
 use crate::lookup::{Served, Service};
-use crate::metrics::{Metrics, status_class};
+use crate::metrics::{HTTP_METHODS, HTTP_ROUTES, Metrics};
 
 /// Largest request body accepted by the drop-in search, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -180,8 +180,8 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             )
             .wrap_fn(|request, service| {
                 let started = Instant::now();
-                let route = route_label(request.path());
-                let method = method_label(request.method());
+                let route = route_index(request.path());
+                let method = method_index(request.method());
                 let state = request.app_data::<web::Data<AppState>>().cloned();
                 service.call(request).map(move |result| {
                     if let (Ok(response), Some(state)) = (&result, state) {
@@ -216,22 +216,18 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
 /// are already logged, rate-limited, where they happen, so these lines stay off by default.
 fn record_request(
     metrics: &Metrics,
-    route: &str,
-    method: &'static str,
+    route: usize,
+    method: usize,
     response: &actix_web::dev::ServiceResponse,
     started: Instant,
 ) {
     let status = response.status();
     let elapsed = started.elapsed();
     metrics
-        .http_requests
-        .with_label_values(&[route, method, status_class(status.as_u16())])
-        .inc();
-    metrics
-        .http_duration
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
+        .http_series
+        .record(route, method, status.as_u16(), elapsed);
     if !status.is_success() {
+        let (route, method) = (HTTP_ROUTES[route], HTTP_METHODS[method]);
         let error = response.response().error().map(ToString::to_string);
         tracing::debug!(
             method,
@@ -324,10 +320,11 @@ fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     })
 }
 
-/// Returns the route pattern label of a path without running the router's matching a second
-/// time. The labels match the route patterns registered in [`routes`].
-fn route_label(path: &str) -> &'static str {
-    match path {
+/// Returns the index in [`HTTP_ROUTES`] of the route pattern that serves a path, without
+/// running the router's matching a second time. The labels match the patterns registered in
+/// [`routes`].
+fn route_index(path: &str) -> usize {
+    let label = match path {
         "/lookup" => "/lookup",
         "/cache" => "/cache",
         "/attributes/restSearch" | "/attributes/restSearch.json" => "/attributes/restSearch",
@@ -339,19 +336,18 @@ fn route_label(path: &str) -> &'static str {
         _ if path.starts_with("/cache/") => "/cache/{key}",
         _ if path.starts_with("/attributes/restSearch/") => "/attributes/restSearch/{parameters}",
         _ => "unmatched",
-    }
+    };
+    HTTP_ROUTES
+        .iter()
+        .position(|&known| known == label)
+        .expect("every route label is in HTTP_ROUTES")
 }
 
-/// Bounds the `method` label to the standard methods.
-fn method_label(method: &actix_web::http::Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "HEAD" => "HEAD",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "OPTIONS" => "OPTIONS",
-        "PATCH" => "PATCH",
-        _ => "other",
-    }
+/// Returns the index in [`HTTP_METHODS`] of a method, the last one (`other`) for a method that
+/// is not standard.
+fn method_index(method: &actix_web::http::Method) -> usize {
+    HTTP_METHODS
+        .iter()
+        .position(|&known| known == method.as_str())
+        .unwrap_or(HTTP_METHODS.len() - 1)
 }

@@ -127,8 +127,9 @@ async fn fault(emulator: web::Data<Emulator>, path: web::Path<String>) -> HttpRe
         "500" => Fault::InternalError,
         "hang" => Fault::Hang,
         other => {
-            return HttpResponse::BadRequest()
-                .body(format!("unknown fault {other:?}: expected none, 500 or hang\n"));
+            return HttpResponse::BadRequest().body(format!(
+                "unknown fault {other:?}: expected none, 500 or hang\n"
+            ));
         }
     };
     emulator.set_fault(fault);

@@ -4,21 +4,26 @@
 //!
 //! Modes:
 //! - `zipf`: closed loop; `--clients` connections draw keys from one Zipf stream.
-//! - `open`: open loop at a fixed request rate. Latency runs from each request's scheduled
-//!   send time, so a stalled server cannot hide its queueing delay, as in wrk2.
+//! - `open`: open loop at a fixed request rate. One pacer writes each request at its
+//!   scheduled time, pipelined on the connections in turn, and latency runs from that
+//!   scheduled time, so a stalled server cannot hide its queueing delay, as in wrk2.
 //! - `burst`: opens `--count` connections, then sends one request on each at the same moment.
 //! - `fill`: bulk `POST /lookup` of a range of ranks, 1000 keys per request.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use misp_lookup_bench::{
     Connection, REQUEST_TIMEOUT, Zipf, key_for_rank, ms, parse_base_url, percentile,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::watch;
 
 #[derive(Parser)]
 struct Cli {
@@ -184,8 +189,11 @@ async fn zipf(args: ZipfArgs) -> Result<(), String> {
     let addr = parse_base_url(&args.url)?;
     let sampler = Zipf::new(args.keys, args.exponent);
     let mut rng = fastrand::Rng::with_seed(args.seed);
-    let stream: Arc<Vec<usize>> =
-        Arc::new((0..args.lookups).map(|_| sampler.sample(&mut rng)).collect());
+    let stream: Arc<Vec<usize>> = Arc::new(
+        (0..args.lookups)
+            .map(|_| sampler.sample(&mut rng))
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_seconds);
@@ -224,7 +232,10 @@ async fn zipf(args: ZipfArgs) -> Result<(), String> {
     }
     let mut tally = Tally::default();
     for task in tasks {
-        tally.merge(task.await.map_err(|err| format!("a client task failed: {err}"))?);
+        tally.merge(
+            task.await
+                .map_err(|err| format!("a client task failed: {err}"))?,
+        );
     }
     let elapsed = start.elapsed();
     let issued = next.load(Ordering::Relaxed).min(args.lookups);
@@ -241,61 +252,178 @@ async fn open(args: OpenArgs) -> Result<(), String> {
     if args.rate <= 0.0 || args.connections == 0 || args.distinct_keys == 0 {
         return Err("--rate, --connections and --distinct-keys must be positive".into());
     }
-    let mut connections = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        let connection = Connection::connect(addr)
-            .await
-            .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
-        connections.push(connection);
-    }
-    let paths: Arc<Vec<String>> = Arc::new(
-        (0..args.distinct_keys)
-            .map(|offset| format!("/lookup/{}", key_for_rank(args.first_rank + offset)))
-            .collect(),
-    );
+    let requests: Vec<Vec<u8>> = (0..args.distinct_keys)
+        .map(|offset| {
+            let key = key_for_rank(args.first_rank + offset);
+            format!("GET /lookup/{key} HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes()
+        })
+        .collect();
+
+    let mut writers = Vec::with_capacity(args.connections);
+    let mut queues = Vec::with_capacity(args.connections);
+    let mut readers = Vec::with_capacity(args.connections);
+    let (done_sender, done) = watch::channel(false);
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + Duration::from_secs_f64(args.seconds);
-    let count = args.connections;
-    let rate = args.rate;
-
-    let mut tasks = Vec::new();
-    for (slot, mut connection) in connections.into_iter().enumerate() {
-        let paths = Arc::clone(&paths);
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Tally::default();
-            for round in 0usize.. {
-                let sequence = round * count + slot;
-                let scheduled = start + Duration::from_secs_f64(sequence as f64 / rate);
-                if scheduled >= end {
-                    break;
-                }
-                wait_until(scheduled).await;
-                let path = &paths[sequence % paths.len()];
-                let alive = timed_get(&mut connection, path, &mut tally).await;
-                tally
-                    .latencies
-                    .push(scheduled.elapsed().as_nanos() as u64);
-                if !alive {
-                    match Connection::connect(addr).await {
-                        Ok(fresh) => connection = fresh,
-                        Err(_) => break,
-                    }
-                }
-            }
-            tally
-        }));
+    let deadline = end + REQUEST_TIMEOUT;
+    for _ in 0..args.connections {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|err| format!("cannot set TCP_NODELAY: {err}"))?;
+        let (reader, writer) = stream.into_split();
+        let queue = PendingQueue::default();
+        readers.push(tokio::spawn(read_responses(
+            reader,
+            queue.clone(),
+            done.clone(),
+            deadline,
+        )));
+        writers.push(Some(writer));
+        queues.push(queue);
     }
+
+    // The pacer writes each request at its scheduled time on the next connection in turn,
+    // pipelined behind any request still unanswered there, so a slow answer never delays a
+    // later send.
     let mut tally = Tally::default();
-    for task in tasks {
-        tally.merge(task.await.map_err(|err| format!("a client task failed: {err}"))?);
+    for sequence in 0usize.. {
+        let scheduled = start + Duration::from_secs_f64(sequence as f64 / args.rate);
+        if scheduled >= end {
+            break;
+        }
+        wait_until(scheduled).await;
+        let slot = sequence % args.connections;
+        let Some(writer) = writers[slot].as_mut() else {
+            tally.failed_io += 1;
+            continue;
+        };
+        queues[slot].push(scheduled);
+        let request = &requests[sequence % requests.len()];
+        if writer.write_all(request).await.is_err() {
+            queues[slot].pop();
+            writers[slot] = None;
+            tally.failed_io += 1;
+        }
+    }
+    done_sender.send_replace(true);
+
+    for reader in readers {
+        tally.merge(
+            reader
+                .await
+                .map_err(|err| format!("a reader task failed: {err}"))?,
+        );
     }
     tally.print(start.elapsed());
     println!("target_rate={:.0}", args.rate);
+    drop(writers);
     Ok(())
 }
 
+/// Scheduled send times of one connection's unanswered requests, oldest first.
+#[derive(Clone, Default)]
+struct PendingQueue(Arc<Mutex<VecDeque<Instant>>>);
+
+impl PendingQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, scheduled: Instant) {
+        self.lock().push_back(scheduled);
+    }
+
+    fn pop(&self) -> Option<Instant> {
+        self.lock().pop_front()
+    }
+}
+
+/// Reads one connection's responses in order and times each from its scheduled send time.
+/// Stops once the pacer is done and every request is answered, when the connection fails,
+/// or at `deadline`; requests left unanswered then count as I/O failures.
+async fn read_responses(
+    mut reader: OwnedReadHalf,
+    queue: PendingQueue,
+    mut done: watch::Receiver<bool>,
+    deadline: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut parsed = 0;
+    loop {
+        while let Some(response) = parse_response(&buffer[parsed..]) {
+            let Ok((length, status)) = response else {
+                tally.failed_io += queue.lock().drain(..).count();
+                return tally;
+            };
+            parsed += length;
+            let Some(scheduled) = queue.pop() else {
+                // A response to nothing: the connection is out of step.
+                tally.failed_io += 1;
+                return tally;
+            };
+            tally.latencies.push(scheduled.elapsed().as_nanos() as u64);
+            if status == 200 {
+                tally.ok += 1;
+            } else {
+                tally.failed_status += 1;
+            }
+        }
+        buffer.drain(..parsed);
+        parsed = 0;
+        if *done.borrow() && queue.lock().is_empty() {
+            return tally;
+        }
+        buffer.reserve(16 * 1024);
+
+        tokio::select! {
+            read = reader.read_buf(&mut buffer) => {
+                if !matches!(read, Ok(1..)) {
+                    tally.failed_io += queue.lock().drain(..).count();
+                    return tally;
+                }
+            }
+            _ = done.changed() => {}
+            () = tokio::time::sleep_until(deadline.into()) => {
+                tally.failed_io += queue.lock().drain(..).count();
+                return tally;
+            }
+        }
+    }
+}
+
+/// Parses one response at the start of `bytes`: `None` while it is incomplete, else its
+/// length and status. Responses must carry `Content-Length`.
+fn parse_response(bytes: &[u8]) -> Option<Result<(usize, u16), String>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_length = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return None,
+        Err(err) => return Some(Err(format!("unparsable response: {err}"))),
+    };
+    let content_length = response
+        .headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|header| std::str::from_utf8(header.value).ok())
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    let Some(content_length) = content_length else {
+        return Some(Err("a response has no Content-Length".into()));
+    };
+    let status = response.code.unwrap_or(0);
+    let length = head_length + content_length;
+    (bytes.len() >= length).then_some(Ok((length, status)))
+}
+
 /// Waits until `instant`: sleeps on the Tokio timer, whose resolution is 1 ms, until 1 ms
-/// before, then yields in a loop, so that a request leaves within microseconds of its slot.
+/// before, then yields in a loop, so that a request leaves within microseconds of its slot
+/// while the reader tasks keep running.
 async fn wait_until(instant: Instant) {
     let early = instant.checked_sub(Duration::from_millis(1));
     if let Some(early) = early
@@ -341,7 +469,10 @@ async fn burst(args: BurstArgs) -> Result<(), String> {
     let start = Instant::now();
     let mut tally = Tally::default();
     for task in tasks {
-        tally.merge(task.await.map_err(|err| format!("a client task failed: {err}"))?);
+        tally.merge(
+            task.await
+                .map_err(|err| format!("a client task failed: {err}"))?,
+        );
     }
     tally.print(start.elapsed());
     Ok(())
