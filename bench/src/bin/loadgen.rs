@@ -154,7 +154,7 @@ impl Tally {
 
     fn print(&mut self, elapsed: Duration) {
         self.latencies.sort_unstable();
-        let total = self.latencies.len();
+        let total = self.ok + self.failed_status + self.failed_io;
         println!("requests={total}");
         println!("ok={}", self.ok);
         println!("failed_status={}", self.failed_status);
@@ -303,9 +303,8 @@ async fn open(args: OpenArgs) -> Result<(), String> {
         queues[slot].push(scheduled);
         let request = &requests[sequence % requests.len()];
         if writer.write_all(request).await.is_err() {
-            queues[slot].pop();
+            // The request stays queued and counts as failed below or in the reader.
             writers[slot] = None;
-            tally.failed_io += 1;
         }
     }
     done_sender.send_replace(true);
@@ -317,6 +316,8 @@ async fn open(args: OpenArgs) -> Result<(), String> {
                 .map_err(|err| format!("a reader task failed: {err}"))?,
         );
     }
+    // Requests written after their connection's reader stopped were never answered.
+    tally.failed_io += queues.iter().map(|queue| queue.lock().len()).sum::<usize>();
     tally.print(start.elapsed());
     println!("target_rate={:.0}", args.rate);
     drop(writers);
