@@ -6,6 +6,7 @@
 //! the value so that equivalent keys share one cache entry and one MISP query. `parse` is
 //! idempotent: parsing the value of a parsed [`Indicator`] returns the same indicator.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -253,7 +254,7 @@ pub fn parse(raw: &str) -> Result<Indicator, KeyError> {
     // `[at]` is looked up as written.
     let refanged = refang(trimmed);
     let value = if refanged != trimmed && is_other(&refanged) {
-        trimmed.to_owned()
+        Cow::Borrowed(trimmed)
     } else {
         refanged
     };
@@ -266,7 +267,7 @@ pub fn parse(raw: &str) -> Result<Indicator, KeyError> {
     if value == "0" || value.contains('|') {
         return Ok(Indicator {
             kind: Kind::Other,
-            value,
+            value: value.into_owned(),
             unmatchable: true,
         });
     }
@@ -277,12 +278,16 @@ pub fn parse(raw: &str) -> Result<Indicator, KeyError> {
 /// Tells whether a refanged value would still be of kind `other`. Composite strings keep their
 /// refanged form, since their halves are indicators.
 fn is_other(value: &str) -> bool {
-    !value.contains('|') && classify(value.to_owned()).kind == Kind::Other
+    !value.contains('|') && classify(Cow::Borrowed(value)).kind == Kind::Other
 }
 
 /// Replaces the defanged forms in [`DEFANGED_FORMS`] and a leading `hxxp://` or `hxxps://`
 /// (any ASCII case) with the plain characters.
-fn refang(value: &str) -> String {
+fn refang(value: &str) -> Cow<'_, str> {
+    // Most keys are not defanged; they are returned as they are, without a copy.
+    if !value.contains([']', ')', '}']) && !starts_with_ignore_ascii_case(value, "hxxp") {
+        return Cow::Borrowed(value);
+    }
     let mut refanged = refang_brackets(value);
 
     // The scheme is handled after the brackets so that `hxxp[://]` and `hxxp[:]//` count too.
@@ -292,7 +297,7 @@ fn refang(value: &str) -> String {
             break;
         }
     }
-    refanged
+    Cow::Owned(refanged)
 }
 
 /// Replaces every defanged form in one left-to-right pass, including forms that only appear
@@ -350,7 +355,7 @@ fn check_operators(value: &str) -> Result<(), KeyError> {
 ///
 /// Each normalized value is classified as the same kind again. For example, a domain's last
 /// label is never all digits, so a domain never reads as an IPv4 address.
-fn classify(value: String) -> Indicator {
+fn classify(value: Cow<'_, str>) -> Indicator {
     if let Some(normalized) = normalize_ipv4(&value) {
         return Indicator::new(Kind::Ipv4, normalized);
     }
@@ -369,7 +374,7 @@ fn classify(value: String) -> Indicator {
     if let Some(normalized) = normalize_domain(&value) {
         return Indicator::new(Kind::Domain, normalized);
     }
-    Indicator::new(Kind::Other, value)
+    Indicator::new(Kind::Other, value.into_owned())
 }
 
 /// Parses a dotted-quad address or `address/prefix` network.

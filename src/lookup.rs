@@ -296,12 +296,11 @@ impl Service {
                 .is_some_and(|f| !f.accepts(indicator.kind()));
         let identity = caller.identity();
         let filter_tag = filter.as_ref().map(TypeFilter::cache_tag);
-        let parameters = filter_tag.unwrap_or_else(|| "*".to_owned());
         let cache_key = cache::cache_key(
             "lookup",
             identity.as_deref().unwrap_or("-"),
             [indicator.value()],
-            &parameters,
+            filter_tag.as_deref().unwrap_or("*"),
         );
         Query {
             cache_key,

@@ -1,5 +1,7 @@
 //! `GET /lookup/{key}`: the Graylog-friendly answer.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -67,7 +69,7 @@ async fn answer(
 /// once. The raw path is read instead of the router's match, because the router has already
 /// decoded some escapes, and Graylog's encoding (`%2F`, `%3A`, `%2B`, `%20`) must be decoded
 /// once only.
-pub fn path_key(request: &HttpRequest, prefix: &str) -> Result<String, ApiError> {
+pub fn path_key<'a>(request: &'a HttpRequest, prefix: &str) -> Result<Cow<'a, str>, ApiError> {
     let encoded = request
         .uri()
         .path()
@@ -75,7 +77,6 @@ pub fn path_key(request: &HttpRequest, prefix: &str) -> Result<String, ApiError>
         .unwrap_or_default();
     percent_encoding::percent_decode_str(encoded)
         .decode_utf8()
-        .map(|key| key.into_owned())
         .map_err(|_| ApiError::KeyEncoding)
 }
 
