@@ -193,6 +193,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             .configure(routes)
     })
     .workers(config.workers)
+    // Without it, a response written while an earlier one on the same connection is not yet
+    // acknowledged waits for the client's delayed ACK, up to 40 ms.
+    .tcp_nodelay(true)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
     .listen(listener)
     .map_err(|source| StartError::Bind {

@@ -44,6 +44,8 @@ async fn main() -> std::io::Result<()> {
             .route("/lookup/{key}", web::get().to(lookup))
     })
     .workers(args.workers)
+    // As the service sets it.
+    .tcp_nodelay(true)
     .bind(args.listen)?;
     println!("CEILING_URL=http://{}", server.addrs()[0]);
     server.run().await

@@ -8,7 +8,8 @@
 //!   scheduled time, pipelined on the connections in turn, and latency runs from that
 //!   scheduled time, so a stalled server cannot hide its queueing delay, as in wrk2.
 //! - `burst`: opens `--count` connections, then sends one request on each at the same moment.
-//! - `fill`: bulk `POST /lookup` of a range of ranks, 1000 keys per request.
+//! - `fill`: looks up a range of ranks, by bulk `POST /lookup` (1000 keys per request by
+//!   default) or by one `GET /lookup/{key}` per key.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -110,9 +111,13 @@ struct FillArgs {
     /// Number of ranks to look up.
     #[arg(long)]
     count: usize,
-    /// Bulk requests in flight at once.
+    /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Keys per request: bulk `POST /lookup` bodies of this many keys, or with 1, one
+    /// `GET /lookup/{key}` per key, as Graylog sends them.
+    #[arg(long, default_value_t = 1000)]
+    keys_per_request: usize,
 }
 
 fn main() {
@@ -480,10 +485,10 @@ async fn burst(args: BurstArgs) -> Result<(), String> {
 }
 
 async fn fill(args: FillArgs) -> Result<(), String> {
-    const KEYS_PER_REQUEST: usize = 1000;
+    let keys_per_request = args.keys_per_request.max(1);
     let addr: SocketAddr = parse_base_url(&args.url)?;
     let next = Arc::new(AtomicUsize::new(0));
-    let chunks = args.count.div_ceil(KEYS_PER_REQUEST);
+    let chunks = args.count.div_ceil(keys_per_request);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
@@ -500,8 +505,17 @@ async fn fill(args: FillArgs) -> Result<(), String> {
                 if chunk >= chunks {
                     break;
                 }
-                let low = chunk * KEYS_PER_REQUEST;
-                let high = (low + KEYS_PER_REQUEST).min(count);
+                let low = chunk * keys_per_request;
+                let high = (low + keys_per_request).min(count);
+                if keys_per_request == 1 {
+                    let path = format!("/lookup/{}", key_for_rank(first_rank + low));
+                    let response = tokio::time::timeout(REQUEST_TIMEOUT, connection.get(&path))
+                        .await
+                        .map_err(|_| format!("a lookup timed out after {REQUEST_TIMEOUT:?}"))?
+                        .map_err(|err| format!("a lookup failed: {err}"))?;
+                    failed += usize::from(response.status != 200);
+                    continue;
+                }
                 let keys: Vec<String> = (low..high)
                     .map(|offset| key_for_rank(first_rank + offset))
                     .collect();
