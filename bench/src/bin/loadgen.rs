@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 
+/// Load generator for bench/run. Rank r stands for the key `h{r}.bench.example`.
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -34,9 +35,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
+    /// Closed loop: connections draw keys from one Zipf stream.
     Zipf(ZipfArgs),
+    /// Open loop at a fixed rate, timed from each request's scheduled send time.
     Open(OpenArgs),
+    /// One request per connection, all sent at the same moment.
     Burst(BurstArgs),
+    /// Looks up a range of ranks once, to fill the cache.
     Fill(FillArgs),
 }
 
@@ -67,6 +72,7 @@ struct ZipfArgs {
 
 #[derive(clap::Args)]
 struct OpenArgs {
+    /// Base URL, http://127.0.0.1:PORT.
     #[arg(long)]
     url: String,
     /// Request rate, requests per second.
@@ -88,6 +94,7 @@ struct OpenArgs {
 
 #[derive(clap::Args)]
 struct BurstArgs {
+    /// Base URL, http://127.0.0.1:PORT.
     #[arg(long)]
     url: String,
     /// Requests, each on its own connection.
@@ -103,6 +110,7 @@ struct BurstArgs {
 
 #[derive(clap::Args)]
 struct FillArgs {
+    /// Base URL, http://127.0.0.1:PORT.
     #[arg(long)]
     url: String,
     /// First rank to look up.
