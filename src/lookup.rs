@@ -370,13 +370,13 @@ impl Service {
             None => None,
         };
 
-        // The rest of a lookup holds Redis, timer and load futures, several kilobytes of
+        // The rest of a lookup contains Redis, timer and load futures, several kilobytes of
         // state. Boxing it keeps that state out of the future of every memory hit, which
         // actix-web allocates per request.
         Box::pin(self.lookup_beyond_memory(query, stale)).await
     }
 
-    /// Answers a query that the in-process tier holds no fresh entry for; `stale` is its
+    /// Looks up a query that has no fresh entry in the in-process tier. `stale` is its
     /// expired entry there, if any.
     async fn lookup_beyond_memory(
         self: &Arc<Self>,

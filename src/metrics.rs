@@ -451,7 +451,7 @@ const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The series of `misp_lookup_http_requests_total` and
 /// `misp_lookup_http_request_duration_seconds`, each resolved by its first request.
 ///
-/// A label lookup hashes the labels and takes a lock, a noticeable share of a cache hit's
+/// A label lookup hashes the labels and takes a lock, a measurable share of a cache hit's
 /// cost. Resolving on first use instead of up front keeps series that no request has used
 /// out of `/metrics`, as label lookups do.
 #[derive(Clone)]
@@ -460,9 +460,9 @@ pub struct HttpSeries(Arc<HttpSeriesInner>);
 struct HttpSeriesInner {
     requests: IntCounterVec,
     duration: HistogramVec,
-    /// Indexed by route, method and status class, in that order of significance.
+    /// Request counters, indexed by route, then method, then status class.
     resolved_requests: Box<[OnceLock<IntCounter>]>,
-    /// Indexed by route.
+    /// Duration histograms, indexed by route.
     resolved_duration: [OnceLock<Histogram>; HTTP_ROUTES.len()],
 }
 
@@ -477,7 +477,7 @@ impl HttpSeries {
         }))
     }
 
-    /// Counts one finished request; `route` and `method` index [`HTTP_ROUTES`] and
+    /// Counts one finished request. `route` and `method` index [`HTTP_ROUTES`] and
     /// [`HTTP_METHODS`].
     pub fn record(&self, route: usize, method: usize, status: u16, elapsed: Duration) {
         let inner = &*self.0;

@@ -1114,18 +1114,23 @@ fn rest_search(shared: &Shared, key: &ApiKey, parameters: &Parameters, path: &st
         .iter()
         .filter(|attribute| is_visible(key, attribute))
         .collect();
-    // Every filter is still applied to the candidates; the index only skips attributes whose
+    // Every filter is still applied to the candidates. The index only skips attributes whose
     // value cannot equal any term.
-    let candidates: Vec<&Value> = match shared.value_index.candidates(&filters.value) {
-        Some(positions) => positions
-            .into_iter()
-            .map(|position| &dataset.attributes[position])
-            .filter(|attribute| is_visible(key, attribute))
-            .collect(),
-        None => visible.clone(),
-    };
+    let indexed: Option<Vec<&Value>> =
+        shared
+            .value_index
+            .candidates(&filters.value)
+            .map(|positions| {
+                positions
+                    .into_iter()
+                    .map(|position| &dataset.attributes[position])
+                    .filter(|attribute| is_visible(key, attribute))
+                    .collect()
+            });
+    let candidates = indexed.as_deref().unwrap_or(&visible);
     let matches = candidates
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|attribute| filters.accepts(attribute, find_event(dataset, attribute)));
 
     let limit = parse_count(parameters.get("limit")).filter(|&limit| limit > 0);

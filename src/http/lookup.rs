@@ -12,7 +12,8 @@ use crate::indicator;
 use crate::lookup::{LookupError, Served};
 use crate::misp::types::TypeFilter;
 
-/// The header that tells which tier answered; a constant name is not parsed per response.
+/// The name of the header that reports the serving tier, a constant so that it is not parsed
+/// per response.
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Path prefix of the native lookup route.

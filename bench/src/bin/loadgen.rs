@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 
-/// Load generator for bench/run. Rank r stands for the key `h{r}.bench.example`.
+/// Load generator for bench/run. Rank r is the key `h{r}.bench.example`.
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -299,7 +299,7 @@ async fn open(args: OpenArgs) -> Result<(), String> {
     }
 
     // The pacer writes each request at its scheduled time on the next connection in turn,
-    // pipelined behind any request still unanswered there, so a slow answer never delays a
+    // pipelined behind any request still waiting there, so a slow response never delays a
     // later send.
     let mut tally = Tally::default();
     for sequence in 0usize.. {
@@ -329,7 +329,7 @@ async fn open(args: OpenArgs) -> Result<(), String> {
                 .map_err(|err| format!("a reader task failed: {err}"))?,
         );
     }
-    // Requests written after their connection's reader stopped were never answered.
+    // Requests written after their connection's reader stopped got no response.
     tally.failed_io += queues.iter().map(|queue| queue.lock().len()).sum::<usize>();
     tally.print(start.elapsed());
     println!("target_rate={:.0}", args.rate);
@@ -337,7 +337,7 @@ async fn open(args: OpenArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Scheduled send times of one connection's unanswered requests, oldest first.
+/// Scheduled send times of one connection's requests that have no response yet, oldest first.
 #[derive(Clone, Default)]
 struct PendingQueue(Arc<Mutex<VecDeque<Instant>>>);
 
@@ -358,8 +358,8 @@ impl PendingQueue {
 }
 
 /// Reads one connection's responses in order and times each from its scheduled send time.
-/// Stops once the pacer is done and every request is answered, when the connection fails,
-/// or at `deadline`; requests left unanswered then count as I/O failures.
+/// Stops once the pacer is done and every request has its response, when the connection
+/// fails, or at `deadline`. Requests still without a response then count as I/O failures.
 async fn read_responses(
     mut reader: OwnedReadHalf,
     queue: PendingQueue,
@@ -411,8 +411,8 @@ async fn read_responses(
     }
 }
 
-/// Parses one response at the start of `bytes`: `None` while it is incomplete, else its
-/// length and status. Responses must carry `Content-Length`.
+/// Parses one response at the start of `bytes` into its length and status, or `None` while
+/// it is incomplete. Responses must carry `Content-Length`.
 fn parse_response(bytes: &[u8]) -> Option<Result<(usize, u16), String>> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
