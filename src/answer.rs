@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -50,7 +49,7 @@ impl Renderer {
         mut matches: Vec<Value>,
         received: usize,
         limit: Option<u64>,
-    ) -> Bytes {
+    ) -> Vec<u8> {
         matches.sort_by(compare_for_answer);
 
         let mut fields = Map::new();
@@ -72,10 +71,7 @@ impl Renderer {
             fields,
             matches: &matches,
         };
-        let mut bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
-        // The cache keeps the body for hours: drop the spare capacity of Vec's growth.
-        bytes.shrink_to_fit();
-        Bytes::from(bytes)
+        serde_json::to_vec(&body).expect("a JSON value always serializes")
     }
 
     /// Writes the single-valued fields that describe the first match.
@@ -227,7 +223,7 @@ fn string_list(items: Vec<String>) -> Value {
 /// as compact JSON, joined by commas + `]}}` and a newline. Attributes are written as received
 /// (unknown members and member order kept), with slashes and non-ASCII text unescaped, as
 /// MISP's JSON exporter writes them.
-pub fn dropin(attributes: &[Value]) -> Bytes {
+pub fn dropin(attributes: &[Value]) -> Vec<u8> {
     let mut body = Vec::with_capacity(64 + attributes.len() * 1024);
     body.extend_from_slice(b"{\"response\": {\"Attribute\": [");
     for (index, attribute) in attributes.iter().enumerate() {
@@ -237,8 +233,7 @@ pub fn dropin(attributes: &[Value]) -> Bytes {
         serde_json::to_writer(&mut body, attribute).expect("a JSON value always serializes");
     }
     body.extend_from_slice(b"]}}\n");
-    body.shrink_to_fit();
-    Bytes::from(body)
+    body
 }
 
 #[cfg(test)]

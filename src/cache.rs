@@ -27,36 +27,68 @@ fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// One cached answer. It is small and cheap to clone (the body is reference-counted), so the
-/// cache stores it by value: 56 bytes and no allocation besides the body.
-#[derive(Debug, Clone)]
+/// One cached answer: its cache key and rendered body in one reference-counted block, and its
+/// times. The cache stores it by value and its key shares the block, so an entry costs one
+/// allocation of the key and body lengths plus its slot, and a clone costs no allocation.
+#[derive(Clone)]
 pub struct Entry {
-    /// The rendered response body.
-    pub body: Bytes,
+    /// The cache key's bytes followed by the body's.
+    text: Arc<[u8]>,
+    /// The length of the cache key at the start of `text`.
+    key_len: u32,
+    /// Whether MISP had at least one matching attribute.
+    pub found: bool,
     /// When the answer was stored, in milliseconds since [`EPOCH`]; negative for an answer
     /// that another replica stored before this process started. The TTL runs from here and
     /// reads do not extend it.
     stored_at_ms: i64,
     /// How long the answer stays fresh, in milliseconds.
     ttl_ms: i64,
-    /// Whether MISP had at least one matching attribute.
-    pub found: bool,
 }
 
 impl Entry {
-    /// Creates an entry stored now.
-    pub fn new(body: Bytes, found: bool, ttl: Duration) -> Self {
-        Self::with_age(body, found, ttl, Duration::ZERO)
+    /// Creates the entry of `body` under `key`, stored now.
+    pub fn new(key: &str, body: &[u8], found: bool, ttl: Duration) -> Self {
+        Self::with_age(key, body, found, ttl, Duration::ZERO)
     }
 
     /// Creates an entry that was stored `age` ago, as one read from the shared tier.
-    pub fn with_age(body: Bytes, found: bool, ttl: Duration, age: Duration) -> Self {
+    ///
+    /// # Panics
+    ///
+    /// Panics if `key` is 4 GiB or longer; cache keys are bounded by the key and body limits
+    /// of the HTTP routes, far below that.
+    pub fn with_age(key: &str, body: &[u8], found: bool, ttl: Duration, age: Duration) -> Self {
+        let key_len = u32::try_from(key.len()).expect("a cache key is shorter than 4 GiB");
+        // Collecting a chain of slice iterators allocates the block once, at its exact size.
+        let text: Arc<[u8]> = key.bytes().chain(body.iter().copied()).collect();
         Self {
-            body,
+            text,
+            key_len,
+            found,
             stored_at_ms: now_ms().saturating_sub(duration_ms(age)),
             ttl_ms: duration_ms(ttl),
-            found,
         }
+    }
+
+    /// Returns the cache key the entry was stored under.
+    pub fn key(&self) -> &str {
+        std::str::from_utf8(self.key_bytes()).expect("the key part was copied from a str")
+    }
+
+    fn key_bytes(&self) -> &[u8] {
+        &self.text[..self.key_len as usize]
+    }
+
+    /// Returns the rendered response body.
+    pub fn body(&self) -> &[u8] {
+        &self.text[self.key_len as usize..]
+    }
+
+    /// Returns the body as [`Bytes`] for a response. It shares the entry's block; the only
+    /// allocation is the small reference-counted owner that `Bytes::from_owner` creates.
+    pub fn body_bytes(&self) -> Bytes {
+        Bytes::from_owner(BodyOwner(self.clone()))
     }
 
     /// Returns how long ago the entry was stored.
@@ -72,13 +104,89 @@ impl Entry {
 
     /// Tells whether the entry is still fresh.
     pub fn is_fresh(&self) -> bool {
-        now_ms().saturating_sub(self.stored_at_ms) < self.ttl_ms
+        self.freshness_at(now_ms(), Duration::ZERO) == Some(Freshness::Fresh)
     }
 
     /// Tells whether the entry may still be served, fresh or stale.
     pub fn is_servable(&self, stale_max: Duration) -> bool {
-        let age = now_ms().saturating_sub(self.stored_at_ms);
-        age < self.ttl_ms.saturating_add(duration_ms(stale_max))
+        self.freshness_at(now_ms(), stale_max).is_some()
+    }
+
+    /// Returns the entry's freshness at `now_ms`, or `None` once it is older than its TTL
+    /// plus `stale_max`.
+    fn freshness_at(&self, now_ms: i64, stale_max: Duration) -> Option<Freshness> {
+        let age = now_ms.saturating_sub(self.stored_at_ms);
+        if age < self.ttl_ms {
+            Some(Freshness::Fresh)
+        } else if age < self.ttl_ms.saturating_add(duration_ms(stale_max)) {
+            Some(Freshness::Stale)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Entry")
+            .field("key", &self.key())
+            .field("body_len", &self.body().len())
+            .field("found", &self.found)
+            .field("stored_at_ms", &self.stored_at_ms)
+            .field("ttl_ms", &self.ttl_ms)
+            .finish()
+    }
+}
+
+/// Lends an entry's body to [`Bytes`].
+struct BodyOwner(Entry);
+
+impl AsRef<[u8]> for BodyOwner {
+    fn as_ref(&self) -> &[u8] {
+        self.0.body()
+    }
+}
+
+/// The key of an entry in the in-process tier: a second reference to the entry's block, so
+/// the key costs no allocation of its own. It hashes and compares as its key bytes, which lets
+/// a lookup pass a borrowed `&[u8]`.
+#[derive(Clone)]
+struct StoredKey {
+    text: Arc<[u8]>,
+    key_len: u32,
+}
+
+impl StoredKey {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            text: Arc::clone(&entry.text),
+            key_len: entry.key_len,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.text[..self.key_len as usize]
+    }
+}
+
+impl PartialEq for StoredKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for StoredKey {}
+
+impl std::hash::Hash for StoredKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for StoredKey {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
     }
 }
 
@@ -109,7 +217,7 @@ pub fn cache_key<'a>(
     caller: &str,
     values: impl IntoIterator<Item = &'a str>,
     parameters: &str,
-) -> Arc<str> {
+) -> String {
     let mut key = String::with_capacity(64 + parameters.len());
     for part in [endpoint, caller] {
         key.push_str(part);
@@ -123,7 +231,7 @@ pub fn cache_key<'a>(
     }
     key.push(PART_SEPARATOR);
     key.push_str(parameters);
-    key.into()
+    key
 }
 
 /// Tells whether a cache key was built for `value`, compared as MISP compares values (case
@@ -141,19 +249,19 @@ pub fn key_has_value(key: &str, value: &str) -> bool {
 #[derive(Clone)]
 struct EvictionCounter(IntCounter);
 
-impl Lifecycle<Arc<str>, Entry> for EvictionCounter {
+impl Lifecycle<StoredKey, Entry> for EvictionCounter {
     type RequestState = ();
 
     fn begin_request(&self) -> Self::RequestState {}
 
-    fn on_evict(&self, _state: &mut Self::RequestState, _key: Arc<str>, _entry: Entry) {
+    fn on_evict(&self, _state: &mut Self::RequestState, _key: StoredKey, _entry: Entry) {
         self.0.inc();
     }
 }
 
 /// The in-process cache, keyed by the cache key that [`crate::lookup`] builds.
 pub struct Cache {
-    entries: QuickCache<Arc<str>, Entry, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
+    entries: QuickCache<StoredKey, Entry, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
     stale_max: Duration,
     /// `misp_lookup_cache_hits_total{tier="memory"}`, resolved once for the hit path.
     hits: IntCounter,
@@ -186,18 +294,10 @@ impl Cache {
     /// Returns the entry for `key` if it can still be served, with its freshness, and counts
     /// a hit for a fresh entry or a miss otherwise.
     pub fn get(&self, key: &str) -> Option<(Entry, Freshness)> {
-        let found = self
-            .entries
-            .get(key)
-            .filter(|entry| entry.is_servable(self.stale_max))
-            .map(|entry| {
-                let freshness = if entry.is_fresh() {
-                    Freshness::Fresh
-                } else {
-                    Freshness::Stale
-                };
-                (entry, freshness)
-            });
+        let found = self.entries.get(key.as_bytes()).and_then(|entry| {
+            let freshness = entry.freshness_at(now_ms(), self.stale_max)?;
+            Some((entry, freshness))
+        });
         match found {
             Some((_, Freshness::Fresh)) => self.hits.inc(),
             _ => self.misses.inc(),
@@ -207,27 +307,28 @@ impl Cache {
 
     /// Returns the entry for `key` if it is still fresh, without counting a hit or miss.
     pub fn peek(&self, key: &str) -> Option<Entry> {
-        self.entries.get(key).filter(Entry::is_fresh)
+        self.entries.get(key.as_bytes()).filter(Entry::is_fresh)
     }
 
-    /// Stores an entry, replacing any older one for the same key.
-    pub fn insert(&self, key: Arc<str>, entry: Entry) {
-        self.entries.insert(key, entry);
+    /// Stores an entry under its key, replacing any older one for the same key.
+    pub fn insert(&self, entry: Entry) {
+        self.entries.insert(StoredKey::of(&entry), entry);
         self.update_gauge();
     }
 
     /// Removes every entry built for the normalized `value`, whatever its endpoint, type
     /// filter or caller. Returns the number removed.
     pub fn purge_value(&self, value: &str) -> usize {
-        let keys: Vec<Arc<str>> = self
+        let keys: Vec<StoredKey> = self
             .entries
             .iter()
-            .map(|(key, _)| key)
-            .filter(|key| key_has_value(key, value))
+            .map(|(_, entry)| entry)
+            .filter(|entry| key_has_value(entry.key(), value))
+            .map(|entry| StoredKey::of(&entry))
             .collect();
         let removed = keys
             .iter()
-            .filter(|key| self.entries.remove(&***key).is_some())
+            .filter(|key| self.entries.remove(key.bytes()).is_some())
             .count();
         self.update_gauge();
         removed
@@ -263,19 +364,33 @@ impl Cache {
 mod tests {
     use super::*;
 
-    fn entry(ttl: Duration) -> Entry {
-        Entry::new(Bytes::from_static(b"{}"), false, ttl)
+    fn entry(key: &str, ttl: Duration) -> Entry {
+        Entry::new(key, b"{}", false, ttl)
     }
 
     #[test]
     fn entry_stays_small() {
-        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+
+    #[test]
+    fn entry_splits_key_and_body() {
+        let entry = Entry::new(
+            "lookup\u{1f}-\u{1f}a.example\u{1f}*",
+            b"{\"found\":false}",
+            false,
+            Duration::ZERO,
+        );
+        assert_eq!(entry.key(), "lookup\u{1f}-\u{1f}a.example\u{1f}*");
+        assert_eq!(entry.body(), b"{\"found\":false}");
+        assert_eq!(&entry.body_bytes()[..], b"{\"found\":false}");
     }
 
     #[test]
     fn entry_with_age_ages() {
         let entry = Entry::with_age(
-            Bytes::new(),
+            "k",
+            b"",
             true,
             Duration::from_secs(10),
             Duration::from_secs(11),
@@ -288,43 +403,43 @@ mod tests {
     #[test]
     fn fresh_entry_is_returned() {
         let cache = Cache::new(10, Duration::ZERO, Metrics::new());
-        cache.insert("k".into(), entry(Duration::from_secs(60)));
+        cache.insert(entry("k", Duration::from_secs(60)));
         assert_eq!(cache.get("k").map(|(_, f)| f), Some(Freshness::Fresh));
     }
 
     #[test]
     fn expired_entry_is_a_miss() {
         let cache = Cache::new(10, Duration::ZERO, Metrics::new());
-        cache.insert("k".into(), entry(Duration::ZERO));
+        cache.insert(entry("k", Duration::ZERO));
         assert!(cache.get("k").is_none());
     }
 
     #[test]
     fn expired_entry_within_stale_max_is_stale() {
         let cache = Cache::new(10, Duration::from_secs(60), Metrics::new());
-        cache.insert("k".into(), entry(Duration::ZERO));
+        cache.insert(entry("k", Duration::ZERO));
         assert_eq!(cache.get("k").map(|(_, f)| f), Some(Freshness::Stale));
     }
 
     #[test]
     fn purge_removes_every_entry_of_value() {
         let cache = Cache::new(10, Duration::ZERO, Metrics::new());
-        cache.insert(
-            cache_key("lookup", "-", ["a.example"], "{1}"),
-            entry(Duration::from_secs(60)),
-        );
-        cache.insert(
-            cache_key("lookup", "x", ["a.example"], "{2}"),
-            entry(Duration::from_secs(60)),
-        );
-        cache.insert(
-            cache_key("dropin", "-", ["b.example", "a.example"], "{3}"),
-            entry(Duration::from_secs(60)),
-        );
-        cache.insert(
-            cache_key("lookup", "-", ["b.example"], "{4}"),
-            entry(Duration::from_secs(60)),
-        );
+        cache.insert(entry(
+            &cache_key("lookup", "-", ["a.example"], "{1}"),
+            Duration::from_secs(60),
+        ));
+        cache.insert(entry(
+            &cache_key("lookup", "x", ["a.example"], "{2}"),
+            Duration::from_secs(60),
+        ));
+        cache.insert(entry(
+            &cache_key("dropin", "-", ["b.example", "a.example"], "{3}"),
+            Duration::from_secs(60),
+        ));
+        cache.insert(entry(
+            &cache_key("lookup", "-", ["b.example"], "{4}"),
+            Duration::from_secs(60),
+        ));
         assert_eq!(cache.purge_value("a.example"), 3);
         assert_eq!(cache.len(), 1);
     }
@@ -334,10 +449,7 @@ mod tests {
         let metrics = Metrics::new();
         let cache = Cache::new(100, Duration::ZERO, metrics.clone());
         for index in 0..1_000 {
-            cache.insert(
-                format!("key-{index}").into(),
-                entry(Duration::from_secs(60)),
-            );
+            cache.insert(entry(&format!("key-{index}"), Duration::from_secs(60)));
         }
         assert!(cache.len() <= 100, "held {} entries", cache.len());
         assert!(metrics.cache_evictions.get() >= 900);

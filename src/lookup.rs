@@ -27,7 +27,7 @@ use crate::ttl::TtlTable;
 /// Removes a load's key from the in-flight map when dropped.
 struct InflightGuard<'a> {
     service: &'a Service,
-    key: &'a Arc<str>,
+    key: &'a str,
 }
 
 impl Drop for InflightGuard<'_> {
@@ -152,7 +152,7 @@ impl Caller {
 /// One question to answer: what to ask MISP, under which cache key, and how to render it.
 #[derive(Debug)]
 pub struct Query {
-    cache_key: Arc<str>,
+    cache_key: String,
     request: Request,
     caller: Caller,
     identity: Option<String>,
@@ -187,7 +187,7 @@ pub struct Service {
     upstream: Arc<Upstream>,
     batcher: Option<Batcher>,
     renderer: Renderer,
-    inflight: Mutex<HashMap<Arc<str>, SharedLoad>>,
+    inflight: Mutex<HashMap<String, SharedLoad>>,
     limit: u32,
     include: Vec<&'static str>,
     ttl_hit: TtlTable,
@@ -386,8 +386,7 @@ impl Service {
         if let Some(redis) = &self.redis {
             match redis.get(&query.cache_key).await {
                 Some((entry, Freshness::Fresh)) => {
-                    self.cache
-                        .insert(Arc::clone(&query.cache_key), entry.clone());
+                    self.cache.insert(entry.clone());
                     return Ok(Served {
                         entry,
                         status: CacheStatus::Redis,
@@ -432,7 +431,7 @@ impl Service {
             let ready: SharedLoad = futures::future::ready(Ok(entry)).boxed().shared();
             return (ready, CacheStatus::Hit);
         }
-        let key = Arc::clone(&query.cache_key);
+        let key = query.cache_key.clone();
         let load = self.start_load(query);
         inflight.insert(key, load.clone());
         (load, CacheStatus::Miss)
@@ -494,9 +493,8 @@ impl Service {
             }
         };
 
-        let entry = Entry::new(body, found, self.ttl_for(query, found));
-        self.cache
-            .insert(Arc::clone(&query.cache_key), entry.clone());
+        let entry = Entry::new(&query.cache_key, &body, found, self.ttl_for(query, found));
+        self.cache.insert(entry.clone());
         if let Some(redis) = &self.redis {
             let values = query
                 .values()

@@ -120,7 +120,7 @@ async fn query_misp(args: &QueryArgs) -> Result<bool, QueryError> {
             Err(err) => Err(ApiError::from(err)),
         };
         match result {
-            Ok(served) => println!("{}", String::from_utf8_lossy(&served.entry.body)),
+            Ok(served) => println!("{}", String::from_utf8_lossy(served.entry.body())),
             Err(err) => {
                 all_answered = false;
                 println!("{}", String::from_utf8_lossy(&err.body_bytes()));

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as RedisError, Expiration, KeysInterface, ReconnectPolicy,
     SetsInterface,
@@ -111,7 +110,7 @@ impl RedisTier {
         let result: Result<Option<Vec<u8>>, _> =
             self.bounded("get", self.client.get(key.as_str())).await;
         let stored = result.ok().flatten();
-        let decoded = stored.and_then(|bytes| decode(&bytes));
+        let decoded = stored.and_then(|bytes| decode(cache_key, &bytes));
         let servable = decoded.and_then(|entry| {
             if entry.is_fresh() {
                 Some((entry, Freshness::Fresh))
@@ -305,17 +304,18 @@ fn index_key(value: &str) -> String {
 /// age and both tiers agree on freshness.
 fn encode(entry: &Entry) -> Vec<u8> {
     let stored_at_ms = unix_millis().saturating_sub(millis(entry.age()));
-    let mut bytes = Vec::with_capacity(HEADER_LEN + entry.body.len());
+    let mut bytes = Vec::with_capacity(HEADER_LEN + entry.body().len());
     bytes.push(ENTRY_FORMAT);
     bytes.push(u8::from(entry.found));
     bytes.extend_from_slice(&stored_at_ms.to_be_bytes());
     bytes.extend_from_slice(&millis(entry.ttl()).to_be_bytes());
-    bytes.extend_from_slice(&entry.body);
+    bytes.extend_from_slice(entry.body());
     bytes
 }
 
-/// Decodes an entry; `None` for another format version or a truncated value.
-fn decode(bytes: &[u8]) -> Option<Entry> {
+/// Decodes the entry stored for `cache_key`; `None` for another format version or a truncated
+/// value.
+fn decode(cache_key: &str, bytes: &[u8]) -> Option<Entry> {
     if bytes.len() < HEADER_LEN || bytes[0] != ENTRY_FORMAT {
         return None;
     }
@@ -324,7 +324,8 @@ fn decode(bytes: &[u8]) -> Option<Entry> {
     let ttl_ms = u64::from_be_bytes(bytes[10..18].try_into().ok()?);
     let age = Duration::from_millis(unix_millis().saturating_sub(stored_at_ms));
     Some(Entry::with_age(
-        Bytes::copy_from_slice(&bytes[HEADER_LEN..]),
+        cache_key,
+        &bytes[HEADER_LEN..],
         found,
         Duration::from_millis(ttl_ms),
         age,
@@ -348,13 +349,15 @@ mod tests {
     #[test]
     fn entry_round_trips_with_age() {
         let entry = Entry::with_age(
-            Bytes::from_static(b"{\"found\":true}"),
+            "k",
+            b"{\"found\":true}",
             true,
             Duration::from_secs(60),
             Duration::from_secs(5),
         );
-        let decoded = decode(&encode(&entry)).unwrap();
-        assert_eq!(decoded.body, entry.body);
+        let decoded = decode("k", &encode(&entry)).unwrap();
+        assert_eq!(decoded.key(), "k");
+        assert_eq!(decoded.body(), entry.body());
         assert!(decoded.found);
         assert_eq!(decoded.ttl(), entry.ttl());
         let age = decoded.age();
@@ -364,10 +367,10 @@ mod tests {
 
     #[test]
     fn other_format_is_ignored() {
-        let mut bytes = encode(&Entry::new(Bytes::new(), false, Duration::from_secs(1)));
+        let mut bytes = encode(&Entry::new("k", b"", false, Duration::from_secs(1)));
         bytes[0] = 99;
-        assert!(decode(&bytes).is_none());
-        assert!(decode(&bytes[..5]).is_none());
+        assert!(decode("k", &bytes).is_none());
+        assert!(decode("k", &bytes[..5]).is_none());
     }
 
     #[test]

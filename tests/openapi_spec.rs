@@ -115,12 +115,14 @@ fn spec_error_codes(yaml: &str) -> BTreeSet<String> {
 }
 
 /// Returns the route patterns registered in `routes` of `src/http/mod.rs`, written as OpenAPI
-/// paths: actix-web's `{name:regex}` becomes `{name}`.
+/// paths: actix-web's `{name:regex}` becomes `{name}`. A `web::scope("/p")` whose default
+/// service is a handler (`.default_service(web::to(`) serves every path below `/p`, which the
+/// document writes as `/p/{key}`.
 fn registered_routes() -> BTreeSet<String> {
     let source = read("src/http/mod.rs");
     let body =
         function_body(&source, "pub fn routes(").expect("src/http/mod.rs defines `pub fn routes(`");
-    string_literals(body)
+    let mut routes: BTreeSet<String> = string_literals(body)
         .into_iter()
         .filter(|literal| literal.starts_with('/'))
         .map(|pattern| match (pattern.find(':'), pattern.rfind('}')) {
@@ -129,7 +131,18 @@ fn registered_routes() -> BTreeSet<String> {
             }
             _ => pattern.to_owned(),
         })
-        .collect()
+        .collect();
+
+    for (offset, _) in body.match_indices("web::scope(\"") {
+        let scope = &body[offset..];
+        let prefix = string_literals(scope)[0];
+        // The scope's own calls end where the next top-level `.service(` starts.
+        let calls = scope.split("\n        .service(").next().unwrap_or(scope);
+        if calls.contains(".default_service(web::to(") {
+            routes.insert(format!("{prefix}/{{key}}"));
+        }
+    }
+    routes
 }
 
 /// Returns the string literals of every `fn code(&self)` in the files of [`CODE_SOURCES`].

@@ -1,5 +1,7 @@
 //! `POST /lookup`: many keys in one request, answered in order.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -114,17 +116,24 @@ pub async fn bulk_lookup(
     });
     let results = futures::future::join_all(lookups).await;
 
-    let mut output = Vec::with_capacity(64 + results.len() * 256);
+    let items: Vec<Cow<'_, [u8]>> = results
+        .iter()
+        .map(|result| {
+            state.count_lookup("bulk", result);
+            match result {
+                Ok(served) => Cow::Borrowed(served.entry.body()),
+                Err(err) => Cow::Owned(err.body_bytes().into()),
+            }
+        })
+        .collect();
+    // Sized once from the bodies, so that a large answer is not copied by repeated growth.
+    let bodies_len: usize = items.iter().map(|item| item.len()).sum();
+    let mut output = Vec::with_capacity(64 + bodies_len + items.len() * 80);
     output.extend_from_slice(b"{\"results\":[");
-    for (index, (key, result)) in bulk.keys.iter().zip(results).enumerate() {
+    for (index, (key, item)) in bulk.keys.iter().zip(&items).enumerate() {
         if index > 0 {
             output.push(b',');
         }
-        state.count_lookup("bulk", &result);
-        let item = match result {
-            Ok(served) => served.entry.body.clone(),
-            Err(err) => err.body_bytes(),
-        };
         // Every body is a JSON object: the key goes in as its first member.
         output.extend_from_slice(b"{\"key\":");
         serde_json::to_writer(&mut output, key).expect("a JSON value always serializes");

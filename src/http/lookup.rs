@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use actix_web::http::Method;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -27,12 +28,20 @@ pub struct LookupParams {
     pub type_filter: Option<String>,
 }
 
-/// Answers one lookup: 200 with `found` true or false whenever MISP's answer is known.
+/// Answers one lookup: 200 with `found` true or false whenever MISP's answer is known. It
+/// serves every path below `/lookup/` and returns 405 for a method other than GET.
 pub async fn lookup(
     request: HttpRequest,
-    params: web::Query<LookupParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow: "GET",
+        });
+    }
+    let params = web::Query::<LookupParams>::from_query(request.query_string())
+        .map_err(|err| ApiError::InvalidQuery(err.to_string()))?;
     let result = answer(&request, &params, &state).await;
     state.count_lookup("lookup", &result);
     if let Err(err @ (ApiError::Key(_) | ApiError::KeyEncoding)) = &result {
@@ -86,5 +95,5 @@ pub fn served_response(served: &Served) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
         .insert_header((X_CACHE, HeaderValue::from_static(served.status.as_str())))
-        .body(served.entry.body.clone())
+        .body(served.entry.body_bytes())
 }

@@ -174,10 +174,6 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(
-                web::QueryConfig::default()
-                    .error_handler(|err, _request| ApiError::InvalidQuery(err.to_string()).into()),
-            )
             .wrap_fn(|request, service| {
                 let started = Instant::now();
                 let route = route_index(request.path());
@@ -246,15 +242,18 @@ fn record_request(
 /// Registers every route.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
+        // A scope matches its prefix by string comparison. Every path below `/lookup/` goes to
+        // its default service, so the busiest route runs no pattern matching: a
+        // `/lookup/{key:.*}` resource would run a regex per request, and the handler reads the
+        // raw path anyway.
         .service(
-            web::resource("/lookup")
-                .route(web::post().to(bulk::bulk_lookup))
-                .default_service(method_not_allowed("POST")),
-        )
-        .service(
-            web::resource("/lookup/{key:.*}")
-                .route(web::get().to(lookup::lookup))
-                .default_service(method_not_allowed("GET")),
+            web::scope("/lookup")
+                .service(
+                    web::resource("")
+                        .route(web::post().to(bulk::bulk_lookup))
+                        .default_service(method_not_allowed("POST")),
+                )
+                .default_service(web::to(lookup::lookup)),
         )
         .service(
             web::resource("/cache")
