@@ -5,7 +5,7 @@
 //! policy once `--cache-capacity` entries are held; expiry is checked on read, because
 //! quick_cache has no time-based expiry of its own.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,12 +28,12 @@ fn duration_ms(duration: Duration) -> i64 {
 }
 
 /// One cached answer: its cache key and rendered body in one reference-counted block, and its
-/// times. The cache stores it by value and its key shares the block, so an entry costs one
-/// allocation of the key and body lengths plus its slot, and a clone costs no allocation.
+/// times. The cache's key for the entry is a view of the same block, so the key is not copied,
+/// and cloning an entry or its body allocates nothing.
 #[derive(Clone)]
 pub struct Entry {
     /// The cache key's bytes followed by the body's.
-    text: Arc<[u8]>,
+    text: Bytes,
     /// The length of the cache key at the start of `text`.
     key_len: u32,
     /// Whether MISP had at least one matching attribute.
@@ -60,10 +60,12 @@ impl Entry {
     /// of the HTTP routes, far below that.
     pub fn with_age(key: &str, body: &[u8], found: bool, ttl: Duration, age: Duration) -> Self {
         let key_len = u32::try_from(key.len()).expect("a cache key is shorter than 4 GiB");
-        // Collecting a chain of slice iterators allocates the block once, at its exact size.
-        let text: Arc<[u8]> = key.bytes().chain(body.iter().copied()).collect();
+        // Allocated at its exact size, so `Bytes` keeps the vector's buffer without a copy.
+        let mut text = Vec::with_capacity(key.len() + body.len());
+        text.extend_from_slice(key.as_bytes());
+        text.extend_from_slice(body);
         Self {
-            text,
+            text: Bytes::from(text),
             key_len,
             found,
             stored_at_ms: now_ms().saturating_sub(duration_ms(age)),
@@ -73,11 +75,8 @@ impl Entry {
 
     /// Returns the cache key the entry was stored under.
     pub fn key(&self) -> &str {
-        std::str::from_utf8(self.key_bytes()).expect("the key part was copied from a str")
-    }
-
-    fn key_bytes(&self) -> &[u8] {
-        &self.text[..self.key_len as usize]
+        std::str::from_utf8(&self.text[..self.key_len as usize])
+            .expect("the key part was copied from a str")
     }
 
     /// Returns the rendered response body.
@@ -85,10 +84,14 @@ impl Entry {
         &self.text[self.key_len as usize..]
     }
 
-    /// Returns the body as [`Bytes`] for a response. It shares the entry's block; the only
-    /// allocation is the small reference-counted owner that `Bytes::from_owner` creates.
+    /// Returns the body as [`Bytes`] for a response, sharing the entry's block.
     pub fn body_bytes(&self) -> Bytes {
-        Bytes::from_owner(BodyOwner(self.clone()))
+        self.text.slice(self.key_len as usize..)
+    }
+
+    /// Returns the cache key as [`Bytes`] that share the entry's block.
+    fn key_bytes(&self) -> Bytes {
+        self.text.slice(..self.key_len as usize)
     }
 
     /// Returns how long ago the entry was stored.
@@ -136,57 +139,6 @@ impl std::fmt::Debug for Entry {
             .field("stored_at_ms", &self.stored_at_ms)
             .field("ttl_ms", &self.ttl_ms)
             .finish()
-    }
-}
-
-/// Lends an entry's body to [`Bytes`].
-struct BodyOwner(Entry);
-
-impl AsRef<[u8]> for BodyOwner {
-    fn as_ref(&self) -> &[u8] {
-        self.0.body()
-    }
-}
-
-/// The key of an entry in the in-process tier: a second reference to the entry's block, so
-/// the key costs no allocation of its own. It hashes and compares as its key bytes, which lets
-/// a lookup pass a borrowed `&[u8]`.
-#[derive(Clone)]
-struct StoredKey {
-    text: Arc<[u8]>,
-    key_len: u32,
-}
-
-impl StoredKey {
-    fn of(entry: &Entry) -> Self {
-        Self {
-            text: Arc::clone(&entry.text),
-            key_len: entry.key_len,
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.text[..self.key_len as usize]
-    }
-}
-
-impl PartialEq for StoredKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.bytes() == other.bytes()
-    }
-}
-
-impl Eq for StoredKey {}
-
-impl std::hash::Hash for StoredKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.bytes().hash(state);
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for StoredKey {
-    fn borrow(&self) -> &[u8] {
-        self.bytes()
     }
 }
 
@@ -249,19 +201,21 @@ pub fn key_has_value(key: &str, value: &str) -> bool {
 #[derive(Clone)]
 struct EvictionCounter(IntCounter);
 
-impl Lifecycle<StoredKey, Entry> for EvictionCounter {
+impl Lifecycle<Bytes, Entry> for EvictionCounter {
     type RequestState = ();
 
     fn begin_request(&self) -> Self::RequestState {}
 
-    fn on_evict(&self, _state: &mut Self::RequestState, _key: StoredKey, _entry: Entry) {
+    fn on_evict(&self, _state: &mut Self::RequestState, _key: Bytes, _entry: Entry) {
         self.0.inc();
     }
 }
 
 /// The in-process cache, keyed by the cache key that [`crate::lookup`] builds.
 pub struct Cache {
-    entries: QuickCache<StoredKey, Entry, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
+    /// Each key is a view of its entry's block, so it costs no allocation of its own, and it
+    /// hashes and compares as `[u8]`, so a lookup passes a borrowed `&[u8]`.
+    entries: QuickCache<Bytes, Entry, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
     stale_max: Duration,
     /// `misp_lookup_cache_hits_total{tier="memory"}`, resolved once for the hit path.
     hits: IntCounter,
@@ -312,23 +266,22 @@ impl Cache {
 
     /// Stores an entry under its key, replacing any older one for the same key.
     pub fn insert(&self, entry: Entry) {
-        self.entries.insert(StoredKey::of(&entry), entry);
+        self.entries.insert(entry.key_bytes(), entry);
         self.update_gauge();
     }
 
     /// Removes every entry built for the normalized `value`, whatever its endpoint, type
     /// filter or caller. Returns the number removed.
     pub fn purge_value(&self, value: &str) -> usize {
-        let keys: Vec<StoredKey> = self
+        let keys: Vec<Bytes> = self
             .entries
             .iter()
-            .map(|(_, entry)| entry)
-            .filter(|entry| key_has_value(entry.key(), value))
-            .map(|entry| StoredKey::of(&entry))
+            .filter(|(_, entry)| key_has_value(entry.key(), value))
+            .map(|(key, _)| key)
             .collect();
         let removed = keys
             .iter()
-            .filter(|key| self.entries.remove(key.bytes()).is_some())
+            .filter(|key| self.entries.remove(&key[..]).is_some())
             .count();
         self.update_gauge();
         removed
@@ -370,7 +323,7 @@ mod tests {
 
     #[test]
     fn entry_stays_small() {
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
     }
 
     #[test]

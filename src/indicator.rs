@@ -341,12 +341,17 @@ fn check_operators(value: &str) -> Result<(), KeyError> {
         "!"
     } else if value.starts_with('%') || value.ends_with('%') {
         "%"
-    } else if value.contains("&&") {
-        "&&"
-    } else if value.contains("||") {
-        "||"
     } else {
-        return Ok(());
+        // One pass over byte pairs: a substring search per operator costs more on short keys.
+        let pair = value
+            .as_bytes()
+            .windows(2)
+            .find(|pair| matches!(*pair, b"&&" | b"||"));
+        match pair {
+            Some(b"&&") => "&&",
+            Some(_) => "||",
+            None => return Ok(()),
+        }
     };
     Err(KeyError::Operator { operator })
 }
@@ -541,20 +546,16 @@ fn is_valid_domain(domain: &str) -> bool {
     if domain.len() > MAX_DOMAIN_BYTES {
         return false;
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
+    let Some((_, last_label)) = domain.rsplit_once('.') else {
         return false;
-    }
-    let labels_valid = labels.iter().all(|label| {
+    };
+    let labels_valid = domain.split('.').all(|label| {
         (1..=MAX_LABEL_BYTES).contains(&label.len())
             && label
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
     });
-    let last_label_numeric = labels
-        .last()
-        .is_some_and(|label| label.bytes().all(|b| b.is_ascii_digit()));
-    labels_valid && !last_label_numeric
+    labels_valid && !last_label.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
