@@ -185,6 +185,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MISP_LOOKUP_REDIS_URL", hide_env_values = true, value_parser = Secret::parse)]
     pub redis_url: Option<Secret>,
 
+    /// PEM file of extra CA certificates to trust for Redis's TLS certificate, with a
+    /// rediss:// URL.
+    #[arg(long, env = "MISP_LOOKUP_REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<PathBuf>,
+
     /// Maximum wait for one Redis operation before the lookup goes on without it.
     #[arg(long, env = "MISP_LOOKUP_REDIS_TIMEOUT", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,

@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json_path::JsonPath;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -147,6 +149,8 @@ pub struct RedisConfig {
     pub url: Secret,
     /// Maximum wait for one Redis operation.
     pub timeout: Duration,
+    /// Extra CA certificates to trust for a `rediss://` server, besides the system's.
+    pub ca_certs: Vec<CertificateDer<'static>>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -154,6 +158,7 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &"<redacted>")
             .field("timeout", &self.timeout)
+            .field("ca_certs", &self.ca_certs.len())
             .finish()
     }
 }
@@ -338,7 +343,14 @@ impl Config {
             Some(url) => Some(RedisConfig {
                 url: validate_redis_url(url.expose())?,
                 timeout: args.redis_timeout,
+                ca_certs: read_redis_ca_certs(args.redis_ca_cert.as_deref(), url.expose())?,
             }),
+            None if args.redis_ca_cert.is_some() => {
+                return Err(ConfigError::new(
+                    "--redis-ca-cert",
+                    "set without --redis-url: give the rediss:// URL of the shared tier too",
+                ));
+            }
             None => None,
         };
         let admin_token = read_secret(
@@ -520,6 +532,55 @@ fn validate_redis_url(url: &str) -> Result<Secret, ConfigError> {
              (the URL is not shown because it may hold a password)",
         )),
     }
+}
+
+/// Reads the `--redis-ca-cert` file: one or more PEM certificates, for a `rediss://` URL only.
+fn read_redis_ca_certs(
+    path: Option<&Path>,
+    url: &str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    const FLAG: &str = "--redis-ca-cert";
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    if !url.starts_with("rediss://") {
+        return Err(ConfigError::new(
+            FLAG,
+            "applies only to a rediss:// URL, and --redis-url does not use TLS",
+        ));
+    }
+
+    let pem = std::fs::read(path)
+        .map_err(|err| ConfigError::new(FLAG, format!("cannot read {}: {err}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| {
+            ConfigError::new(FLAG, format!("{} is not valid PEM: {err}", path.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::new(
+            FLAG,
+            format!(
+                "{} contains no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        ));
+    }
+
+    // Rejects a certificate that rustls cannot use as a trust anchor now, not at connect time.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|err| {
+            ConfigError::new(
+                FLAG,
+                format!(
+                    "{} contains an invalid CA certificate: {err}",
+                    path.display()
+                ),
+            )
+        })?;
+    }
+    Ok(certs)
 }
 
 fn parse_include(item: &str) -> Result<MispInclude, ConfigError> {

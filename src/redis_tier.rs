@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fred::error::ErrorKind;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as RedisError, Expiration, KeysInterface, ReconnectPolicy,
     SetsInterface,
 };
+use fred::types::config::TlsConnector;
 use futures::StreamExt;
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use crate::cache::{Entry, Freshness, KEY_VERSION};
@@ -54,7 +57,10 @@ impl RedisTier {
         fingerprint: String,
         metrics: Metrics,
     ) -> Result<Arc<Self>, RedisError> {
-        let redis_config = Config::from_url(config.url.expose())?;
+        let mut redis_config = Config::from_url(config.url.expose())?;
+        if !config.ca_certs.is_empty() {
+            redis_config.tls = Some(tls_connector(&config.ca_certs)?.into());
+        }
         let clustered = redis_config.server.is_clustered();
         let client = Builder::from_config(redis_config)
             .with_connection_config(|connection| {
@@ -311,6 +317,28 @@ fn encode(entry: &Entry) -> Vec<u8> {
     bytes.extend_from_slice(&millis(entry.ttl()).to_be_bytes());
     bytes.extend_from_slice(entry.body());
     bytes
+}
+
+/// Builds the TLS connector of a `rediss://` URL that trusts the system's CA certificates and
+/// `extra`. Without `extra`, fred's own connector trusts the system's alone.
+fn tls_connector(extra: &[CertificateDer<'static>]) -> Result<TlsConnector, RedisError> {
+    let tls_error = |err: rustls::Error| RedisError::new(ErrorKind::Tls, err.to_string());
+
+    let mut roots = rustls::RootCertStore::empty();
+    // A system store that cannot be read still leaves the CA certificates given by the flag.
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
+    for cert in extra {
+        roots.add(cert.clone()).map_err(tls_error)?;
+    }
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(tls))
 }
 
 /// Decodes the entry stored for `cache_key`; `None` for another format version or a truncated

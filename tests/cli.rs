@@ -14,6 +14,8 @@ fn misp_lookup(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn bad_flag_rejected_with_reason() {
+    // A file that exists but contains no PEM certificate.
+    let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let cases: &[(&[&str], &str)] = &[
         (&["serve"], "--misp-url"),
         (&["serve", "--misp-url", "ftp://x"], "--misp-url"),
@@ -34,6 +36,32 @@ fn bad_flag_rejected_with_reason() {
             "--redis-url",
         ),
         (&["serve", "--demo", "--batch-max", "0"], "--batch-max"),
+        (
+            &["serve", "--demo", "--redis-ca-cert", not_pem],
+            "--redis-ca-cert",
+        ),
+        (
+            &[
+                "serve",
+                "--demo",
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--redis-ca-cert",
+                not_pem,
+            ],
+            "--redis-ca-cert",
+        ),
+        (
+            &[
+                "serve",
+                "--demo",
+                "--redis-url",
+                "rediss://127.0.0.1:6379",
+                "--redis-ca-cert",
+                not_pem,
+            ],
+            "--redis-ca-cert",
+        ),
     ];
     for (args, flag) in cases {
         let output = misp_lookup(args);

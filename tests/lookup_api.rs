@@ -772,8 +772,11 @@ async fn reads_do_not_extend_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_lookups_coalesce() {
     const CALLERS: usize = 300;
-    let harness = Harness::start(&[]).await;
-    harness.emulator().set_latency(Duration::from_millis(500));
+    // The emulator responds after every caller has sent its request, even on a loaded
+    // machine, so no caller arrives late enough to find the answer cached. The answer deadline
+    // (1 s by default) is raised above that latency.
+    let harness = Harness::start(&["--answer-deadline", "5s"]).await;
+    harness.emulator().set_latency(Duration::from_secs(2));
     let url = harness.lookup_url(EICAR_SHA1);
 
     let started = Instant::now();

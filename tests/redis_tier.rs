@@ -1,6 +1,6 @@
 //! The shared Redis tier against real `redis-server` processes on loopback ports: a single
-//! server, a primary behind Redis Sentinel and a three-node Redis Cluster, each shared by two
-//! service instances.
+//! server (plain and over TLS), a primary behind Redis Sentinel and a three-node Redis Cluster,
+//! each shared by two service instances.
 
 mod common;
 
@@ -512,4 +512,119 @@ async fn cluster_shares_answers_between_instances() {
     assert_eq!(cluster.entry_count(), 0);
     first.stop().await;
     second.stop().await;
+}
+
+/// A test CA and a server certificate for 127.0.0.1 that it signed, as PEM files.
+struct TlsFiles {
+    dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    fn generate() -> TlsFiles {
+        let mut ca_params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "misp-lookup test CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+
+        let server_key = rcgen::KeyPair::generate().expect("server key");
+        let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("server parameters")
+            .signed_by(&server_key, &ca)
+            .expect("server certificate");
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (name, pem) in [
+            ("ca.pem", ca.pem()),
+            ("server.pem", server.pem()),
+            ("server-key.pem", server_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).expect("PEM file written");
+        }
+        TlsFiles { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Returns the `redis-server` flags that add a TLS port with the server certificate.
+    fn server_flags(&self, tls_port: u16) -> Vec<String> {
+        vec![
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            self.path("server.pem"),
+            "--tls-key-file".to_owned(),
+            self.path("server-key.pem"),
+            "--tls-ca-cert-file".to_owned(),
+            self.path("ca.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ]
+    }
+}
+
+/// Starts a Redis with a plain port for the test's own `redis-cli` checks and a TLS port for
+/// the service. Returns it with the TLS port's `rediss://` URL.
+fn tls_redis(tls: &TlsFiles) -> (RedisServer, String) {
+    let tls_port = free_port();
+    let flags = tls.server_flags(tls_port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let redis = RedisServer::start(free_port(), &flags);
+    (redis, format!("rediss://127.0.0.1:{tls_port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_ca_cert_shares_answers() {
+    let tls = TlsFiles::generate();
+    let (redis, url) = tls_redis(&tls);
+    let ca = tls.path("ca.pem");
+    let (first, second) = two_instances(&url, &["--redis-ca-cert", &ca]).await;
+
+    assert_eq!(first.lookup("203.0.113.77").await.x_cache(), "miss");
+    assert!(
+        eventually(Duration::from_secs(5), async || redis.entry_count() == 1).await,
+        "the first instance did not write its answer to Redis over TLS"
+    );
+    let read = second.lookup("203.0.113.77").await;
+    assert_eq!(read.x_cache(), "redis", "body: {}", read.text());
+    assert_eq!(second.emulator().search_requests(), 0);
+
+    let ready = second.get("/readyz").await;
+    assert_eq!(ready.json["cache"]["redis"], "up");
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_untrusted_certificate_not_used() {
+    let tls = TlsFiles::generate();
+    let (redis, url) = tls_redis(&tls);
+    // The test CA is in no system store, so without --redis-ca-cert the handshake fails.
+    let (service, _unused) = two_instances(&url, &[]).await;
+
+    for key in ["203.0.113.77", "198.51.100.23"] {
+        let reply = service.lookup(key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{key}: {}", reply.text());
+        assert_eq!(reply.x_cache(), "miss", "{key}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        redis.entry_count(),
+        0,
+        "an answer was written to a Redis whose certificate is not trusted"
+    );
+    let metrics = service.metrics().await;
+    assert_eq!(metric_value(&metrics, "misp_lookup_redis_up"), Some(0.0));
+    let ready = service.get("/readyz").await;
+    assert_eq!(ready.json["cache"]["redis"], "down");
+    service.stop().await;
 }

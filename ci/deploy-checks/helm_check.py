@@ -58,7 +58,10 @@ EVERYTHING = {
     },
     "answerDeadline": "1s",
     "batch": {"max": 100, "window": "5ms"},
-    "redis": {"url": "rediss://:secret@redis.example.org:6380/0"},
+    "redis": {
+        "url": "rediss://:secret@redis.example.org:6380/0",
+        "caCert": "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----",
+    },
     "fields": ["threat_level=$.Event.threat_level_id"],
     "workers": 4,
     "logFormat": "text",
@@ -92,7 +95,12 @@ EXISTING_SECRETS = {
     },
     "existingSecret": "misp-lookup-credentials",
     "secretKeys": {"mispKey": "misp-key", "apiToken": "api-token", "adminToken": ""},
-    "redis": {"existingSecret": "redis-credentials", "existingSecretKey": "url"},
+    "redis": {
+        "existingSecret": "redis-credentials",
+        "existingSecretKey": "url",
+        "caCertExistingConfigMap": "redis-ca",
+        "caCertExistingConfigMapKey": "redis-bundle.pem",
+    },
 }
 
 # Values that values.schema.json must reject: (description, values, text the error contains).
@@ -295,7 +303,7 @@ def case_render_everything(chart_dir: Path, chart: helm.Chart) -> None:
     documents = manifests_of(rendered)
     deployment = check_common(documents, notes_of(rendered))
     kinds = sorted(document["kind"] for document in documents)
-    expected = ["ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
+    expected = ["ConfigMap", "ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
     expect(kinds == expected, f"kinds {kinds}")
     expect("replicas" not in deployment["spec"], "replicas must be left to the HPA")
 
@@ -319,12 +327,16 @@ def case_render_everything(chart_dir: Path, chart: helm.Chart) -> None:
         "MISP_LOOKUP_BATCH_WINDOW": "5ms",
         "MISP_LOOKUP_MISP_INCLUDE": "context,sightings",
         "MISP_LOOKUP_MISP_CA_CERT": "/etc/misp-lookup/ca/ca.pem",
+        "MISP_LOOKUP_REDIS_CA_CERT": "/etc/misp-lookup/redis-ca/ca.pem",
         "MISP_LOOKUP_CACHE_CAPACITY": "250000",
         "MISP_LOOKUP_FIELD": "threat_level=$.Event.threat_level_id",
         "MISP_LOOKUP_WORKERS": "4",
     }
     for key, value in expected_data.items():
         expect(data.get(key) == value, f"ConfigMap {key}={data.get(key)!r}, expected {value!r}")
+
+    redis_ca = next(c for c in by_kind(documents, "ConfigMap") if c["metadata"]["name"] == f"{FULLNAME}-redis-ca")
+    expect("MIIC" in redis_ca["data"]["ca.pem"], "redis.caCert in its ConfigMap")
 
     notes = notes_of(rendered)
     expect("Authorization: Bearer" in notes, "NOTES.txt must mention the API token header")
@@ -346,6 +358,9 @@ def case_render_existing_secrets(chart_dir: Path, chart: helm.Chart) -> None:
     volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
     expect(volumes["credentials"]["secret"]["secretName"] == "misp-lookup-credentials", "credentials volume from existingSecret")
     expect(volumes["misp-ca"]["configMap"] == {"name": "corporate-ca", "items": [{"key": "bundle.pem", "path": "ca.pem"}]}, "CA from the existing ConfigMap")
+    expect(volumes["redis-ca"]["configMap"] == {"name": "redis-ca", "items": [{"key": "redis-bundle.pem", "path": "ca.pem"}]}, "Redis CA from the existing ConfigMap")
+    mounts = {mount["name"]: mount for mount in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    expect(mounts["redis-ca"]["mountPath"] == "/etc/misp-lookup/redis-ca", "Redis CA mount path")
 
 
 def case_render_forward_caller_key(chart_dir: Path, chart: helm.Chart) -> None:

@@ -110,3 +110,20 @@ dict when Redis is not configured.
 {{- print "ca.pem" }}
 {{- end }}
 {{- end }}
+
+{{/* Name of the ConfigMap with Redis's CA certificates, or "" when none is configured. */}}
+{{- define "misp-lookup.redisCaConfigMapName" -}}
+{{- if .Values.redis.caCertExistingConfigMap }}
+{{- .Values.redis.caCertExistingConfigMap }}
+{{- else if .Values.redis.caCert }}
+{{- printf "%s-redis-ca" (include "misp-lookup.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "misp-lookup.redisCaConfigMapKey" -}}
+{{- if .Values.redis.caCertExistingConfigMap }}
+{{- .Values.redis.caCertExistingConfigMapKey }}
+{{- else }}
+{{- print "ca.pem" }}
+{{- end }}
+{{- end }}
