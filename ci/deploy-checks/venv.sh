@@ -1,4 +1,4 @@
-# Sourced by run.sh and render.sh: sets $venv to a virtual environment outside the work tree
+# Sourced by run.sh, render.sh and .ci/run: sets $venv to a virtual environment outside the work tree
 # with the pinned Python tools of requirements.txt, installing them when the file changed.
 # DEPLOY_CHECKS_VENV overrides the location.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
