@@ -28,8 +28,9 @@ fn duration_ms(duration: Duration) -> i64 {
 }
 
 /// One cached answer: its cache key and rendered body in one reference-counted block, and its
-/// times. The cache's key for the entry is a view of the same block, so the key is not copied,
-/// and cloning an entry or its body allocates nothing.
+/// times. The cache's key for the entry is a view of the same block, so the key is not copied.
+/// The first clone of the block allocates its 24-byte shared header, once per entry; later
+/// clones of the entry or its body allocate nothing.
 #[derive(Clone)]
 pub struct Entry {
     /// The cache key's bytes followed by the body's.
@@ -197,17 +198,20 @@ pub fn key_has_value(key: &str, value: &str) -> bool {
     })
 }
 
-/// Counts evictions for the `misp_lookup_cache_evictions_total` metric.
+/// Collects the keys of the entries that one insert removes: those evicted for capacity and the
+/// one it replaces, which quick_cache reports the same way.
 #[derive(Clone)]
-struct EvictionCounter(IntCounter);
+struct RemovedKeys;
 
-impl Lifecycle<Bytes, Entry> for EvictionCounter {
-    type RequestState = ();
+impl Lifecycle<Bytes, Entry> for RemovedKeys {
+    type RequestState = Vec<Bytes>;
 
-    fn begin_request(&self) -> Self::RequestState {}
+    fn begin_request(&self) -> Self::RequestState {
+        Vec::new()
+    }
 
-    fn on_evict(&self, _state: &mut Self::RequestState, _key: Bytes, _entry: Entry) {
-        self.0.inc();
+    fn on_evict(&self, removed: &mut Self::RequestState, key: Bytes, _entry: Entry) {
+        removed.push(key);
     }
 }
 
@@ -215,7 +219,7 @@ impl Lifecycle<Bytes, Entry> for EvictionCounter {
 pub struct Cache {
     /// Each key is a view of its entry's block, so it costs no allocation of its own, and it
     /// hashes and compares as `[u8]`, so a lookup passes a borrowed `&[u8]`.
-    entries: QuickCache<Bytes, Entry, UnitWeighter, DefaultHashBuilder, EvictionCounter>,
+    entries: QuickCache<Bytes, Entry, UnitWeighter, DefaultHashBuilder, RemovedKeys>,
     stale_max: Duration,
     /// `misp_lookup_cache_hits_total{tier="memory"}`, resolved once for the hit path.
     hits: IntCounter,
@@ -234,7 +238,7 @@ impl Cache {
             capacity,
             UnitWeighter,
             DefaultHashBuilder::default(),
-            EvictionCounter(metrics.cache_evictions.clone()),
+            RemovedKeys,
         );
         Self {
             entries,
@@ -266,7 +270,11 @@ impl Cache {
 
     /// Stores an entry under its key, replacing any older one for the same key.
     pub fn insert(&self, entry: Entry) {
-        self.entries.insert(entry.key_bytes(), entry);
+        let key = entry.key_bytes();
+        let removed = self.entries.insert_with_lifecycle(key.clone(), entry);
+        // The replaced entry of the same key is no eviction: it does not leave the cache.
+        let evicted = removed.iter().filter(|removed| **removed != key).count();
+        self.metrics.cache_evictions.inc_by(evicted as u64);
         self.update_gauge();
     }
 
@@ -406,5 +414,16 @@ mod tests {
         }
         assert!(cache.len() <= 100, "held {} entries", cache.len());
         assert!(metrics.cache_evictions.get() >= 900);
+    }
+
+    #[test]
+    fn replaced_entry_is_no_eviction() {
+        let metrics = Metrics::new();
+        let cache = Cache::new(1_000, Duration::ZERO, metrics.clone());
+        for _ in 0..3 {
+            cache.insert(entry("k", Duration::from_secs(60)));
+        }
+        assert_eq!(cache.len(), 1);
+        assert_eq!(metrics.cache_evictions.get(), 0);
     }
 }

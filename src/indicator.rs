@@ -342,16 +342,20 @@ fn check_operators(value: &str) -> Result<(), KeyError> {
     } else if value.starts_with('%') || value.ends_with('%') {
         "%"
     } else {
-        // One pass over byte pairs: a substring search per operator costs more on short keys.
-        let pair = value
-            .as_bytes()
-            .windows(2)
-            .find(|pair| matches!(*pair, b"&&" | b"||"));
-        match pair {
-            Some(b"&&") => "&&",
-            Some(_) => "||",
-            None => return Ok(()),
+        // One pass over byte pairs, since a substring search per operator costs more on short
+        // keys. `&&` is named first wherever it is, as the rule order in `parse` lists it.
+        let mut has_or = false;
+        for pair in value.as_bytes().windows(2) {
+            match pair {
+                b"&&" => return Err(KeyError::Operator { operator: "&&" }),
+                b"||" => has_or = true,
+                _ => {}
+            }
         }
+        if !has_or {
+            return Ok(());
+        }
+        "||"
     };
     Err(KeyError::Operator { operator })
 }
@@ -873,6 +877,14 @@ mod tests {
     #[test]
     fn error_not_operator() {
         assert_rejected("!1.2.3.4", KeyError::Operator { operator: "!" });
+    }
+
+    #[test]
+    fn error_and_named_before_or() {
+        for key in ["a&&b||c", "a||b&&c"] {
+            assert_rejected(key, KeyError::Operator { operator: "&&" });
+        }
+        assert_rejected("a||b", KeyError::Operator { operator: "||" });
     }
 
     #[test]
