@@ -136,13 +136,28 @@ fn registered_routes() -> BTreeSet<String> {
     for (offset, _) in body.match_indices("web::scope(\"") {
         let scope = &body[offset..];
         let prefix = string_literals(scope)[0];
-        // The scope's own calls end where the next top-level `.service(` starts.
-        let calls = scope.split("\n        .service(").next().unwrap_or(scope);
+        // The scope's builder calls end at the parenthesis that closes the `.service(` call
+        // around it.
+        let calls = &scope[..closing_paren(scope).expect("the scope's .service( call closes")];
         if calls.contains(".default_service(web::to(") {
             routes.insert(format!("{prefix}/{{key}}"));
         }
     }
     routes
+}
+
+/// Returns the offset of the first `)` in `text` that closes a parenthesis opened before it.
+fn closing_paren(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (offset, byte) in text.bytes().enumerate() {
+        match byte {
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some(offset),
+            b')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Returns the string literals of every `fn code(&self)` in the files of [`CODE_SOURCES`].
