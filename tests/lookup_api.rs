@@ -1773,3 +1773,31 @@ fn debug_hides_admin_token_and_redis_url() {
         "Debug of the config shows the Redis password"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accent_folded_value_found() {
+    // MISP's collation ignores accents, so a key without them finds the stored value.
+    let mut dataset = misp_lookup::demo::dataset::Dataset::demo();
+    let mut attribute = dataset.attributes[0].clone();
+    attribute["id"] = json!("9901");
+    attribute["type"] = json!("filename");
+    attribute["value"] = json!("Rechnung Prüfung.pdf");
+    dataset.attributes.push(attribute);
+    let emulator = start_emulator(misp_lookup::demo::EmulatorConfig::new(dataset, KEY)).await;
+    let harness = Harness::start_with(emulator, &["--misp-key", KEY]).await;
+
+    for key in ["rechnung prufung.pdf", "RECHNUNG PRÜFUNG.PDF"] {
+        let reply = harness.lookup(key).await;
+        assert_eq!(reply.status, 200, "{key}: {}", reply.text());
+        assert_eq!(reply.json["found"], true, "{key}: {}", reply.text());
+        assert_eq!(
+            reply.json["matches"][0]["value"], "Rechnung Prüfung.pdf",
+            "{key}"
+        );
+    }
+    assert_eq!(
+        harness.lookup("rechnung prufung.doc").await.json["found"],
+        false
+    );
+    harness.stop().await;
+}

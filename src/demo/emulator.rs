@@ -758,11 +758,10 @@ impl Pattern {
     }
 }
 
-/// Compares like MySQL's `utf8mb3_unicode_ci`: case-insensitive, trailing spaces ignored.
-///
-/// NOTE: accent folding (`é` = `e`) is not emulated.
+/// Returns the key under which MySQL's `utf8mb3_unicode_ci` compares `text`, as the service
+/// models it.
 fn collation_key(text: &str) -> String {
-    text.trim_end_matches(' ').to_lowercase()
+    crate::misp::matching::collation_key(text).into_owned()
 }
 
 /// Compresses IPv6 terms as MISP does on the read side (`inet_pton`/`inet_ntop`).

@@ -5,17 +5,18 @@
 //! whatever MISP returns, so that a LIKE match, a changed collation or a proxy in between can
 //! never turn into a reported hit.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use icu_normalizer::DecomposingNormalizerBorrowed;
+use icu_properties::CodePointMapData;
+use icu_properties::props::GeneralCategory;
 use serde_json::Value;
 
 use super::types::is_composite;
 
 /// Tells whether the attribute's value, or one half of its composite value, equals `key` as
-/// MISP on MySQL compares them: case-insensitively and ignoring trailing spaces.
-///
-/// NOTE: MySQL's collation also ignores accents (`é` equals `e`); this comparison does not, so
-/// MISP can return an accent-folded match that the service then leaves out.
+/// MISP on MySQL compares them (see [`collation_key`]).
 pub fn attribute_matches(attribute: &Value, key: &str) -> bool {
     let Some(value) = attribute.get("value").and_then(Value::as_str) else {
         return false;
@@ -31,17 +32,41 @@ pub fn attribute_matches(attribute: &Value, key: &str) -> bool {
     }
 }
 
-/// Compares two values as MySQL's case-insensitive, pad-space collation does.
+/// Compares two values as MySQL's `utf8mb3_unicode_ci` collation does (see [`collation_key`]).
 pub fn misp_equal(stored: &str, key: &str) -> bool {
-    let stored = stored.trim_end_matches(' ');
-    let key = key.trim_end_matches(' ');
-    if stored.len() == key.len() && stored.eq_ignore_ascii_case(key) {
-        return true;
+    if stored.is_ascii() && key.is_ascii() {
+        let stored = stored.trim_end_matches(' ');
+        let key = key.trim_end_matches(' ');
+        return stored.eq_ignore_ascii_case(key);
     }
-    stored
-        .chars()
+    collation_key(stored) == collation_key(key)
+}
+
+/// Returns the form in which MySQL's `utf8mb3_unicode_ci` collation compares `text`: without
+/// accents (the canonical decomposition without its nonspacing marks, so `É` becomes `e`),
+/// lowercased, and without trailing spaces (PAD SPACE). Two values are equal under the
+/// collation when their keys are equal.
+///
+/// NOTE: the collation's expansions (`ß` equals `ss`) and the base-letter weights it may give
+/// letters without a canonical decomposition (such as `ø`) are not modelled, so such values
+/// compare as written.
+pub fn collation_key(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        let trimmed = text.trim_end_matches(' ');
+        if !trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Cow::Borrowed(trimmed);
+        }
+        return Cow::Owned(trimmed.to_ascii_lowercase());
+    }
+
+    let categories = CodePointMapData::<GeneralCategory>::new();
+    let mut key: String = DecomposingNormalizerBorrowed::new_nfd()
+        .normalize_iter(text.chars())
+        .filter(|c| categories.get(*c) != GeneralCategory::NonspacingMark)
         .flat_map(char::to_lowercase)
-        .eq(key.chars().flat_map(char::to_lowercase))
+        .collect();
+    key.truncate(key.trim_end_matches(' ').len());
+    Cow::Owned(key)
 }
 
 /// Reads a member that MISP sends as a string but some installs send as a number (ids and
@@ -111,6 +136,24 @@ mod tests {
     #[test]
     fn unicode_case_folds() {
         assert!(misp_equal("BÜCHER", "bücher"));
+    }
+
+    #[test]
+    fn accents_are_ignored() {
+        assert!(misp_equal("Café", "cafe"));
+        assert!(misp_equal("naïve", "NAIVE"));
+        assert!(misp_equal("İstanbul", "istanbul"));
+        assert!(misp_equal("é ", "e"));
+        assert!(!misp_equal("café", "cafes"));
+    }
+
+    #[test]
+    fn lowercase_ascii_key_is_borrowed() {
+        assert!(matches!(
+            collation_key("evil.example  "),
+            Cow::Borrowed("evil.example")
+        ));
+        assert_eq!(collation_key("Évil.Example"), "evil.example");
     }
 
     #[test]
