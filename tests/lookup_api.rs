@@ -773,7 +773,7 @@ async fn reads_do_not_extend_ttl() {
 async fn concurrent_lookups_coalesce() {
     const CALLERS: usize = 300;
     // The emulator responds after every caller has sent its request, even on a loaded
-    // machine, so no caller arrives late enough to find the answer cached. The answer deadline
+    // machine, so no caller arrives late enough to find the result cached. The answer deadline
     // (1 s by default) is raised above that latency.
     let harness = Harness::start(&["--answer-deadline", "5s"]).await;
     harness.emulator().set_latency(Duration::from_secs(2));
@@ -1799,5 +1799,22 @@ async fn accent_folded_value_found() {
         harness.lookup("rechnung prufung.doc").await.json["found"],
         false
     );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_route_prefix_reads_key() {
+    let harness = Harness::start(&[]).await;
+
+    // The router decodes `%6C` to `l`, so this path reaches the lookup route.
+    let url = format!(
+        "{}/%6Cookup/{}",
+        harness.url,
+        graylog_encode("phish.example")
+    );
+    let reply = get_json(&harness.client, &url).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json["found"], true, "{}", reply.text());
+    assert_eq!(reply.json["fields"]["value"], "phish.example");
     harness.stop().await;
 }

@@ -28,7 +28,7 @@ pub struct LookupParams {
     pub type_filter: Option<String>,
 }
 
-/// Answers one lookup: 200 with `found` true or false whenever MISP's answer is known. It
+/// Handles one lookup: 200 with `found` true or false whenever MISP's result is known. It
 /// serves every path below `/lookup/` and returns 405 for a method other than GET.
 pub async fn lookup(
     request: HttpRequest,
@@ -80,14 +80,20 @@ async fn answer(
 /// decoded some escapes, and Graylog's encoding (`%2F`, `%3A`, `%2B`, `%20`) must be decoded
 /// once only.
 pub fn path_key<'a>(request: &'a HttpRequest, prefix: &str) -> Result<Cow<'a, str>, ApiError> {
-    let encoded = request
-        .uri()
-        .path()
-        .strip_prefix(prefix)
-        .unwrap_or_default();
-    percent_encoding::percent_decode_str(encoded)
+    let path = request.uri().path();
+    if let Some(encoded) = path.strip_prefix(prefix) {
+        return percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .map_err(|_| ApiError::KeyEncoding);
+    }
+
+    // The router matches the prefix after decoding escapes of unreserved characters, as in
+    // `/%6Cookup/`, so the whole path is decoded once and the prefix removed after that.
+    let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
-        .map_err(|_| ApiError::KeyEncoding)
+        .map_err(|_| ApiError::KeyEncoding)?;
+    let key = decoded.strip_prefix(prefix).unwrap_or_default();
+    Ok(Cow::Owned(key.to_owned()))
 }
 
 /// Builds the 200 response of a served answer: the cached bytes and `X-Cache`.
