@@ -552,6 +552,17 @@ fn read_redis_ca_certs(
 
     let pem = std::fs::read(path)
         .map_err(|err| ConfigError::new(FLAG, format!("cannot read {}: {err}", path.display())))?;
+    // A key in the file is a mix-up with the server's own files, and it would end up mounted
+    // wherever the CA file is.
+    if pem.windows(16).any(|window| window == b"PRIVATE KEY-----") {
+        return Err(ConfigError::new(
+            FLAG,
+            format!(
+                "{} contains a private key: give only the CA certificates",
+                path.display()
+            ),
+        ));
+    }
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| {

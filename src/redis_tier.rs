@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::error::ErrorKind;
 use fred::prelude::{
-    Builder, ClientLike, Config, Error as RedisError, Expiration, KeysInterface, ReconnectPolicy,
-    SetsInterface,
+    Builder, ClientLike, Config, Error as RedisError, EventInterface, Expiration, KeysInterface,
+    ReconnectPolicy, SetsInterface,
 };
-use fred::types::config::TlsConnector;
+use fred::types::config::{Server, TlsConnector};
 use futures::StreamExt;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -22,6 +22,7 @@ use crate::cache::{Entry, Freshness, KEY_VERSION};
 use crate::config::RedisConfig;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
+use crate::misp::matching::collation_key;
 
 /// Prefix of every Redis key this service writes.
 const KEY_PREFIX: &str = "misp-lookup";
@@ -57,10 +58,20 @@ impl RedisTier {
         fingerprint: String,
         metrics: Metrics,
     ) -> Result<Arc<Self>, RedisError> {
-        let mut redis_config = Config::from_url(config.url.expose())?;
-        if !config.ca_certs.is_empty() {
+        // fred's own TLS setup for a rediss:// URL fails when the system store contains a file
+        // or certificate it cannot read, so the URL is parsed as redis:// and the connector,
+        // which skips those, is built here.
+        let url = config.url.expose();
+        let plain_url = url
+            .strip_prefix("rediss://")
+            .map(|rest| format!("redis://{rest}"));
+        let mut redis_config = Config::from_url(plain_url.as_deref().unwrap_or(url))?;
+        if plain_url.is_some() {
             redis_config.tls = Some(tls_connector(&config.ca_certs)?.into());
         }
+        // By default fred stops retrying after a failed first connection, and a Redis that
+        // starts after the service must still be used.
+        redis_config.fail_fast = false;
         let clustered = redis_config.server.is_clustered();
         let client = Builder::from_config(redis_config)
             .with_connection_config(|connection| {
@@ -89,7 +100,30 @@ impl RedisTier {
             log: LogLimiter::new(Duration::from_secs(10)),
         });
         tier.metrics.redis_up.set(0);
+
+        // Connection failures, such as an untrusted certificate or a wrong password, are
+        // otherwise seen only as timed-out commands.
+        let weak = Arc::downgrade(&tier);
+        let _error_task = tier.client.on_error(move |(error, server)| {
+            if let Some(tier) = weak.upgrade() {
+                tier.connection_failed(&error, server.as_ref());
+            }
+            std::future::ready(Ok(()))
+        });
         Ok(tier)
+    }
+
+    /// Logs a failed connection attempt, at most once per interval of the tier's [`LogLimiter`].
+    fn connection_failed(&self, error: &RedisError, server: Option<&Server>) {
+        self.set_up(false);
+        if let Some(suppressed) = self.log.allow("connection") {
+            tracing::warn!(
+                error = %error,
+                server = server.map(ToString::to_string).as_deref().unwrap_or("-"),
+                suppressed,
+                "Redis connection failed; lookups go on without the shared tier"
+            );
+        }
     }
 
     /// Waits up to `wait` for the first connection; returns whether Redis is connected.
@@ -299,10 +333,11 @@ fn entry_key(fingerprint: &str, cache_key: &str) -> String {
     format!("{KEY_PREFIX}:{KEY_VERSION}:e:{digest}")
 }
 
-/// Returns the Redis key of the set that lists a value's entries. The value is lowercased first, so
-/// that every case variant of a key of kind `other` shares one set and one purge.
+/// Returns the Redis key of the set that lists a value's entries. The value goes through the
+/// collation key first, so that every case and accent variant of a key of kind `other` shares
+/// one set and one purge, as in the in-process tier.
 fn index_key(value: &str) -> String {
-    let digest = hex::encode(Sha256::digest(value.to_lowercase().as_bytes()));
+    let digest = hex::encode(Sha256::digest(collation_key(value).as_bytes()));
     format!("{KEY_PREFIX}:{KEY_VERSION}:v:{digest}")
 }
 
@@ -320,7 +355,7 @@ fn encode(entry: &Entry) -> Vec<u8> {
 }
 
 /// Builds the TLS connector of a `rediss://` URL that trusts the system's CA certificates and
-/// `extra`. Without `extra`, fred's own connector trusts the system's alone.
+/// `extra`.
 fn tls_connector(extra: &[CertificateDer<'static>]) -> Result<TlsConnector, RedisError> {
     let tls_error = |err: rustls::Error| RedisError::new(ErrorKind::Tls, err.to_string());
 

@@ -124,6 +124,18 @@ async fn two_instances(redis_url: &str, extra: &[&str]) -> (Harness, Harness) {
     (first, second)
 }
 
+/// Looks up a new key every 50 ms until an entry reaches `redis`, for at most 15 s. Each key is
+/// new because a key already in the in-process tier is not written again.
+async fn writes_reach(service: &Harness, redis: &RedisServer) -> bool {
+    let mut attempt = 0;
+    eventually(Duration::from_secs(15), async || {
+        attempt += 1;
+        service.lookup(&format!("write-{attempt}.example")).await;
+        redis.entry_count() > 0
+    })
+    .await
+}
+
 /// Polls `check` every 50 ms until it holds, for at most `limit`.
 async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let started = Instant::now();
@@ -275,16 +287,8 @@ async fn redis_restart_reconnects() {
     let restarted = RedisServer::start(port, &[]);
     assert_eq!(restarted.entry_count(), 0, "a restarted Redis starts empty");
 
-    let keys = ["192.0.2.44", "c2.malware.example", "mb4z3nlfyrcjnoqf.onion"];
-    let mut next = keys.iter().cycle();
-    let reconnected = eventually(Duration::from_secs(15), async || {
-        let key = next.next().expect("cycle never ends");
-        service.lookup(key).await;
-        restarted.entry_count() > 0
-    })
-    .await;
     assert!(
-        reconnected,
+        writes_reach(&service, &restarted).await,
         "the service did not write to Redis after its restart"
     );
     let ready = service.get("/readyz").await;
@@ -627,4 +631,90 @@ async fn rediss_untrusted_certificate_not_used() {
     let ready = service.get("/readyz").await;
     assert_eq!(ready.json["cache"]["redis"], "down");
     service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_started_late_is_used() {
+    let port = free_port();
+    let (service, _unused) = two_instances(&format!("redis://127.0.0.1:{port}"), &[]).await;
+    assert_eq!(service.lookup("203.0.113.77").await.status, StatusCode::OK);
+
+    let redis = RedisServer::start(port, &[]);
+    assert!(
+        writes_reach(&service, &redis).await,
+        "the service never used a Redis that started after it"
+    );
+    let ready = service.get("/readyz").await;
+    assert_eq!(ready.json["cache"]["redis"], "up");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_accent_variant_from_both_tiers() {
+    let redis = RedisServer::start(free_port(), &[]);
+    let (first, second) = two_instances(&redis.url(), &[]).await;
+    assert_eq!(first.lookup("café menu.pdf").await.x_cache(), "miss");
+    assert!(
+        eventually(Duration::from_secs(5), async || redis.entry_count() == 1).await,
+        "the answer was not written to Redis"
+    );
+
+    // MISP compares values without accents, so both spellings share one MISP result and one
+    // purge.
+    let purge = common::read_reply(
+        first
+            .client
+            .delete(format!(
+                "{}/cache/{}",
+                first.url,
+                common::graylog_encode("cafe menu.pdf")
+            ))
+            .header("X-Admin-Token", ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(purge.status, StatusCode::OK, "{}", purge.text());
+    assert_eq!(purge.json["memory"], 1);
+    assert_eq!(purge.json["redis"], 1);
+    assert_eq!(redis.entry_count(), 0);
+    assert_eq!(second.lookup("café menu.pdf").await.x_cache(), "miss");
+    first.stop().await;
+    second.stop().await;
+}
+
+#[test]
+fn redis_ca_file_with_private_key_rejected() {
+    let tls = TlsFiles::generate();
+    let bundle = tls.path("bundle.pem");
+    let ca = std::fs::read_to_string(tls.path("ca.pem")).expect("CA file");
+    let key = std::fs::read_to_string(tls.path("server-key.pem")).expect("key file");
+    std::fs::write(&bundle, format!("{ca}{key}")).expect("bundle written");
+
+    let args = common::serve_args(
+        "http://127.0.0.1:9",
+        &[
+            "--misp-key",
+            KEY,
+            "--redis-url",
+            "rediss://127.0.0.1:6380",
+            "--redis-ca-cert",
+            &bundle,
+        ],
+    );
+    let error = common::parse_config(&args).expect_err("a CA file with a private key");
+    assert_eq!(error.flag, "--redis-ca-cert");
+    assert!(error.reason.contains("private key"), "{}", error.reason);
+
+    let args = common::serve_args(
+        "http://127.0.0.1:9",
+        &[
+            "--misp-key",
+            KEY,
+            "--redis-url",
+            "rediss://127.0.0.1:6380",
+            "--redis-ca-cert",
+            &tls.path("ca.pem"),
+        ],
+    );
+    let config = common::parse_config(&args).expect("a CA file of certificates only");
+    assert_eq!(config.redis.expect("Redis settings").ca_certs.len(), 1);
 }

@@ -132,6 +132,8 @@ TEMPLATE_FAILURES: list[tuple[str, dict[str, Any], str]] = [
     ("redis.url with existingSecret", {**EXISTING_SECRETS, "redis": {"url": "redis://redis:6379"}}, "redis.existingSecret"),
     ("no MISP key at all", {"misp": {"url": "https://misp.example.org"}}, "MISP key is required"),
     ("minReplicas above maxReplicas", {**MINIMAL, "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}, "minReplicas"),
+    ("redis.caCert without a Redis URL", {**MINIMAL, "redis": {"caCert": "x"}}, "needs a Redis URL"),
+    ("redis.caCert with a redis:// URL", {**MINIMAL, "redis": {"url": "redis://redis:6379", "caCert": "x"}}, "rediss://"),
 ]
 
 
