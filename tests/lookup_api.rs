@@ -1816,5 +1816,10 @@ async fn escaped_route_prefix_reads_key() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json["found"], true, "{}", reply.text());
     assert_eq!(reply.json["fields"]["value"], "phish.example");
+
+    let metrics = harness.metrics().await;
+    let served =
+        "misp_lookup_http_requests_total{method=\"GET\",route=\"/lookup/{key}\",status=\"2xx\"}";
+    assert_eq!(metric_value(&metrics, served), Some(1.0), "{metrics}");
     harness.stop().await;
 }

@@ -176,7 +176,9 @@ pub async fn start(mut config: Config) -> Result<RunningServer, StartError> {
             .app_data(state.clone())
             .wrap_fn(|request, service| {
                 let started = Instant::now();
-                let route = route_index(request.path());
+                // The path as the router matches it, with escapes of unreserved characters
+                // decoded, so that `/%6Cookup/x` counts under the route that serves it.
+                let route = route_index(request.match_info().as_str());
                 let method = method_index(request.method());
                 let state = request.app_data::<web::Data<AppState>>().cloned();
                 service.call(request).map(move |result| {
