@@ -365,6 +365,14 @@ def case_render_existing_secrets(chart_dir: Path, chart: helm.Chart) -> None:
     expect(mounts["redis-ca"]["mountPath"] == "/etc/misp-lookup/redis-ca", "Redis CA mount path")
 
 
+def case_render_long_fullname(chart_dir: Path, chart: helm.Chart) -> None:
+    values = {**EVERYTHING, "fullnameOverride": "x" * 63}
+    documents = manifests_of(render(chart, values))
+    names = sorted(c["metadata"]["name"] for c in by_kind(documents, "ConfigMap"))
+    expect(len(set(names)) == 3, f"ConfigMap names must differ: {names}")
+    expect(all(len(name) <= 63 for name in names), f"ConfigMap names over 63 characters: {names}")
+
+
 def case_render_forward_caller_key(chart_dir: Path, chart: helm.Chart) -> None:
     rendered = render(chart, {"misp": {"url": "https://misp.example.org"}, "forwardCallerKey": True})
     documents = manifests_of(rendered)
@@ -424,6 +432,7 @@ def main() -> int:
         ("render every feature on", case_render_everything),
         ("render existingSecret", case_render_existing_secrets),
         ("render forwardCallerKey", case_render_forward_caller_key),
+        ("render a 63-character fullnameOverride", case_render_long_fullname),
         ("schema accepts durations and Redis URLs", case_good_durations),
     ]
     cases += [(f"schema rejects {name}", make_bad_value_case(values, needle)) for name, values, needle in BAD_VALUES]

@@ -99,7 +99,8 @@ dict when Redis is not configured.
 {{- if .Values.misp.caCertExistingConfigMap }}
 {{- .Values.misp.caCertExistingConfigMap }}
 {{- else if .Values.misp.caCert }}
-{{- printf "%s-ca" (include "misp-lookup.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- /* The full name is cut before the suffix, so that a long name keeps the suffix. */}}
+{{- printf "%s-ca" (include "misp-lookup.fullname" . | trunc 60 | trimSuffix "-") }}
 {{- end }}
 {{- end }}
 
@@ -116,7 +117,7 @@ dict when Redis is not configured.
 {{- if .Values.redis.caCertExistingConfigMap }}
 {{- .Values.redis.caCertExistingConfigMap }}
 {{- else if .Values.redis.caCert }}
-{{- printf "%s-redis-ca" (include "misp-lookup.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-redis-ca" (include "misp-lookup.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 {{- end }}
 
