@@ -27,7 +27,7 @@ fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// One cached answer: its cache key and rendered body in one reference-counted block, and its
+/// One cached lookup result: its cache key and rendered body in one reference-counted block, and its
 /// times. The cache's key for the entry is a view of the same block, so the key is not copied.
 /// The first clone of the block allocates its 24-byte shared header, once per entry; later
 /// clones of the entry or its body allocate nothing.

@@ -7,8 +7,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json_path::JsonPath;
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -554,7 +554,7 @@ fn read_redis_ca_certs(
         .map_err(|err| ConfigError::new(FLAG, format!("cannot read {}: {err}", path.display())))?;
     // A key in the file is a mix-up with the server's own files, and it would end up mounted
     // wherever the CA file is.
-    if pem.windows(16).any(|window| window == b"PRIVATE KEY-----") {
+    if PrivateKeyDer::from_pem_slice(&pem).is_ok() {
         return Err(ConfigError::new(
             FLAG,
             format!(

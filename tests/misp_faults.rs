@@ -462,9 +462,9 @@ async fn late_answer_fills_cache() {
     assert_eq!(late.code(), "misp_timeout", "error code past the deadline");
     harness.emulator().set_latency(Duration::ZERO);
 
-    // The MISP request goes on after the caller's 504 and stores its answer. A lookup made
-    // while it is still in flight joins it (504 or `coalesced`), so the loop waits for a hit;
-    // the search count below shows that no second MISP request filled the cache instead.
+    // The MISP request goes on after the caller's 504 and stores its result. A lookup made
+    // while it is still in flight joins it (504 or `coalesced`), so the loop waits for a hit.
+    // The search count below shows that no second MISP request filled the cache instead.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut reply = harness.lookup(COLD_KEY).await;
     while reply.x_cache() != "hit" && Instant::now() < deadline {

@@ -126,7 +126,7 @@ pub async fn bulk_lookup(
             }
         })
         .collect();
-    // Sized once from the bodies, so that a large answer is not copied by repeated growth.
+    // Sized once from the bodies, so that a large response is not copied by repeated growth.
     let bodies_len: usize = items.iter().map(|item| item.len()).sum();
     let mut output = Vec::with_capacity(64 + bodies_len + items.len() * 80);
     output.extend_from_slice(b"{\"results\":[");
